@@ -1,0 +1,3 @@
+"""curriculum-cl."""
+
+__version__ = "0.1.0"

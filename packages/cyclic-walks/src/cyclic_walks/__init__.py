@@ -1,0 +1,3 @@
+"""cyclic-walks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""deepfake-mae."""
+
+__version__ = "0.1.0"

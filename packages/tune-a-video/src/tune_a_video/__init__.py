@@ -1,0 +1,3 @@
+"""tune-a-video."""
+
+__version__ = "0.1.0"
