@@ -1,0 +1,320 @@
+"""Thin helpers around `accelerate` for the paper packages' own training loops (not a trainer).
+
+A loop built on these pieces looks like::
+
+    seed_everything(cfg.seed)
+    acc = make_accelerator(out_dir, mixed_precision=cfg.mixed_precision, config=to_dict(cfg))
+    model, opt, loader = acc.prepare(model, opt, loader)
+    ckpt = CheckpointManager(acc, out_dir, keep_last=3)
+    start = ckpt.resume() if resume else 0
+    for step, batch in iterate_steps(acc, loader, start_step=start, max_steps=cfg.steps):
+        loss = ...; check_finite(loss, step); acc.backward(loss); opt.step(); opt.zero_grad()
+        if (step + 1) % cfg.save_every == 0: ckpt.save(step + 1)
+
+Checkpoints are ``<project_dir>/checkpoints/step_000500/`` folders written by ``accelerator.save_state`` into a
+hidden temporary folder and renamed into place once complete, so a crash mid-save never leaves a checkpoint that looks
+complete; ``trainer_state.json`` (the step and any extra state) is the last file written before the rename.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator, debug_launcher
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.tracking import GeneralTracker, on_main_process
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch.optim.lr_scheduler import LambdaLR
+from tqdm.auto import tqdm
+
+__all__ = [
+    "CheckpointManager",
+    "JsonlTracker",
+    "NonFiniteLossError",
+    "check_finite",
+    "iterate_steps",
+    "make_accelerator",
+    "progress",
+    "run_distributed",
+    "seed_everything",
+    "warmup_cosine_schedule",
+]
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+_STATE_FILE = "trainer_state.json"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices) so a run is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    set_seed(seed)
+
+
+class JsonlTracker(GeneralTracker):
+    """An accelerate tracker that appends one JSON object per ``log`` call; works offline, always."""
+
+    name = "jsonl"
+    requires_logging_directory = True
+
+    def __init__(self, run_name: str, logging_dir: str | os.PathLike):
+        # No file system work here: the tracker is built before the Accelerator, when the process rank is unknown
+        # (asking for it would initialise accelerate's state as a single process).
+        super().__init__()
+        self.path = Path(logging_dir) / run_name / "metrics.jsonl"
+
+    @property
+    def tracker(self) -> Path:
+        return self.path
+
+    @on_main_process
+    def store_init_configuration(self, values: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        (self.path.parent / "config.json").write_text(json.dumps(values, indent=2, default=str))
+
+    @on_main_process
+    def log(self, values: dict, step: int | None = None, **kwargs: Any) -> None:
+        row = {"step": step, **{k: _plain(v) for k, v in values.items()}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> flat scalar dict (tensorboard's hparams accept scalars and strings only)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def make_accelerator(
+    project_dir: str | os.PathLike,
+    *,
+    mixed_precision: str = "no",
+    gradient_accumulation_steps: int = 1,
+    trackers: Sequence[str] = ("jsonl", "tensorboard"),
+    project_name: str = "train",
+    config: Mapping[str, Any] | None = None,
+    cpu: bool = False,
+) -> Accelerator:
+    """An ``Accelerator`` logging to ``project_dir/logs/<project_name>/`` (JSONL and tensorboard).
+
+    Uses accelerate's seedable sampler so that the shuffle order of an epoch depends only on the seed and the epoch:
+    this is what makes a resumed run see exactly the batches an uninterrupted one would.
+    """
+    project_dir = Path(project_dir)
+    logging_dir = project_dir / "logs"
+    log_with: list[Any] = []
+    for name in trackers:
+        if name == "jsonl":
+            log_with.append(JsonlTracker(project_name, logging_dir))
+        elif name == "tensorboard":
+            log_with.append("tensorboard")
+        else:
+            raise ValueError(f"unknown tracker {name!r} (known: jsonl, tensorboard)")
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        log_with=log_with or None,
+        project_config=ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(logging_dir)),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        cpu=cpu,
+    )
+    if log_with:
+        accelerator.init_trackers(project_name, config=_flatten(dict(config or {})))
+    return accelerator
+
+
+class CheckpointManager:
+    """Atomic, pruned, resumable checkpoints under ``<project_dir>/checkpoints/step_XXXXXX/``."""
+
+    def __init__(self, accelerator: Accelerator, project_dir: str | os.PathLike, keep_last: int = 3):
+        if keep_last < 1:
+            raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+        self.accelerator = accelerator
+        self.root = Path(project_dir) / "checkpoints"
+        self.keep_last = keep_last
+        self._extra: dict[str, Any] = {}
+
+    def complete(self) -> list[Path]:
+        """Finished checkpoints, oldest first (a folder counts only once its state file is in place)."""
+        if not self.root.is_dir():
+            return []
+        found = [
+            (int(m.group(1)), p)
+            for p in self.root.iterdir()
+            if (m := _STEP_DIR.match(p.name)) and (p / _STATE_FILE).is_file()
+        ]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        done = self.complete()
+        return done[-1] if done else None
+
+    def save(self, step: int, extra: Mapping[str, Any] | None = None) -> Path:
+        """Save the full training state (models, optimisers, schedulers, RNGs) at ``step``; all ranks must call it."""
+        acc = self.accelerator
+        final = self.root / f"step_{step:06d}"
+        tmp = self.root / f".tmp_step_{step:06d}"
+        if acc.is_main_process:
+            self.root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # left over by a crash
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {"step": step, "extra": dict(extra or {})}
+            (tmp / _STATE_FILE).write_text(json.dumps(state, indent=2, default=_plain))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            self._prune()
+        acc.wait_for_everyone()
+        return final
+
+    def _prune(self) -> None:
+        for old in self.complete()[: -self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self, path: str | os.PathLike | None = None) -> int:
+        """Load the latest (or the given) checkpoint into the prepared objects; return its step (0 if none)."""
+        target = Path(path) if path is not None else self.latest()
+        if target is None:
+            self._extra = {}
+            return 0
+        state_file = target / _STATE_FILE
+        if not state_file.is_file():
+            raise FileNotFoundError(f"{target}: not a complete checkpoint (no {_STATE_FILE})")
+        self.accelerator.wait_for_everyone()
+        self.accelerator.load_state(str(target))
+        state = json.loads(state_file.read_text())
+        self._extra = state.get("extra", {})
+        return int(state["step"])
+
+    def extra_state(self) -> dict[str, Any]:
+        """The ``extra`` mapping saved with the checkpoint last resumed from."""
+        return dict(self._extra)
+
+
+def iterate_steps(
+    accelerator: Accelerator,
+    dataloader: Iterable,
+    *,
+    start_step: int = 0,
+    max_steps: int,
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(step, batch)`` for ``step`` in ``[start_step, max_steps)``, looping over epochs.
+
+    ``step`` counts batches seen by this process. Resuming at ``start_step`` sets the sampler's epoch and skips the
+    batches of that epoch already consumed (``accelerator.skip_first_batches``), so the run continues with exactly the
+    batches an uninterrupted run would have seen. With gradient accumulation the optimiser step is
+    ``step // gradient_accumulation_steps``.
+    """
+    per_epoch = len(dataloader)  # type: ignore[arg-type]
+    if per_epoch == 0:
+        raise ValueError("the dataloader is empty (fewer samples than one batch per process?)")
+    step = start_step
+    epoch, skip = divmod(start_step, per_epoch)
+    while step < max_steps:
+        if hasattr(dataloader, "set_epoch"):
+            dataloader.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
+        for batch in _isolated_start(batches):
+            yield step, batch
+            step += 1
+            if step >= max_steps:
+                return
+        epoch, skip = epoch + 1, 0
+
+
+def _isolated_start(batches: Iterable) -> Iterator[Any]:
+    """Iterate ``batches`` without letting the start of the iteration draw from the global torch RNG.
+
+    A DataLoader draws a worker base seed from the global RNG when its iterator starts. An uninterrupted run starts
+    iterators at epoch boundaries, a resumed run mid-epoch, so that draw would shift every later random number
+    (dropout, noise, masks) of the resumed run. Datasets should draw augmentation randomness from their own seeded
+    generators (e.g. seeded by epoch and index), not the global RNG, for the same reason.
+    """
+    iterator = iter(batches)
+    with torch.random.fork_rng(devices=[]):
+        first = next(iterator, _END)
+    if first is _END:
+        return
+    yield first
+    yield from iterator
+
+
+_END = object()
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; the last saved checkpoint is the last good state."""
+
+
+def check_finite(loss: torch.Tensor | float, step: int) -> None:
+    """Stop with a clear error naming the step when the loss is NaN or infinite."""
+    value = float(loss.detach().float().mean()) if isinstance(loss, torch.Tensor) else float(loss)
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"non-finite loss ({value}) at step {step}; the last saved checkpoint is the last good state"
+        )
+
+
+def warmup_cosine_schedule(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
+) -> LambdaLR:
+    """Linear warm-up to the base LR, then half-cosine decay to ``min_ratio`` times it (MAE / ViT recipes)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress_ = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress_))
+
+    return LambdaLR(optimizer, factor)
+
+
+def progress(iterable: Iterable | None = None, accelerator: Accelerator | None = None, **kwargs: Any) -> tqdm:
+    """A tqdm progress bar, shown on the main process only."""
+    main = accelerator.is_main_process if accelerator is not None else True
+    return tqdm(iterable, disable=not main or kwargs.pop("disable", False), dynamic_ncols=True, **kwargs)
+
+
+def _fresh_state_call(fn: Any, args: tuple) -> None:
+    # Forked workers inherit the parent's accelerate singletons (single-process); forget them first.
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    fn(*args)
+
+
+def run_distributed(fn: Any, *args: Any, num_processes: int = 2) -> None:
+    """Run ``fn(*args)`` in ``num_processes`` CPU processes joined by gloo (as ``accelerate launch --multi_gpu``).
+
+    For tests of the training loops: ``accelerate launch --cpu --num_processes 2`` silently runs one process.
+    """
+    debug_launcher(_fresh_state_call, args=(fn, args), num_processes=num_processes)
