@@ -1,0 +1,32 @@
+"""The visioncore demo (video round trip + segmentation score) and the demo summary table."""
+
+import json
+
+from visioncore.cli import main
+
+
+def test_demo_writes_metrics_and_artifacts(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "visioncore")]) == 0
+    result = json.loads((tmp_path / "visioncore" / "metrics.json").read_text())
+    assert result["frames"] == 24
+    assert result["ffv1_max_abs_diff"] == 0  # lossless
+    assert result["x264_psnr_db"] > 25  # lossy but close
+    assert result["sparse_read_matches_full"] == 1
+    assert result["fg_ari_colour_kmeans"] > 0.9  # four flat colours: colour clustering finds the objects
+    for name in ("clip.gif", "segmentation.png", "clip.mkv", "clip.mp4"):
+        assert (tmp_path / "visioncore" / name).stat().st_size > 0
+
+    capsys.readouterr()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "metrics.json").write_text(json.dumps({"auc": 0.5, "nested": {"x": 1}}))
+    assert main(["summarize", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["package", "metrics"]
+    assert any(line.startswith("other") and "auc=0.5" in line and "nested" not in line for line in table)
+    assert any(line.startswith("visioncore") and "ffv1_max_abs_diff=0" in line for line in table)
+
+
+def test_summarize_without_results_is_one_line_error(tmp_path, capsys):
+    assert main(["summarize", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no */metrics.json") and err.count("\n") == 1
