@@ -101,7 +101,9 @@ def _metadata(wheel: Path) -> str:
 def test_wheel_pins_visioncore_range_and_ships_configs(wheels, member):
     project = _project(member)
     wheel = wheels[project["name"]]
-    requires = [line for line in _metadata(wheel).splitlines() if line.startswith("Requires-Dist: visioncore")]
+    requires = [
+        line for line in _metadata(wheel).splitlines() if line.startswith("Requires-Dist: visioncore")
+    ]
     assert len(requires) == 1 and "<" in requires[0] and ">=" in requires[0], requires
     with zipfile.ZipFile(wheel) as zf:
         assert any(n.endswith(".yaml") and "/configs/" in n for n in zf.namelist())

@@ -306,4 +306,3 @@ def test_invalid_input_raises():
         render_video(2, 8, 8, [], border="wrap")
     with pytest.raises(ValueError, match="background"):
         render_objects(8, 8, [], background=np.zeros((4, 4, 3), np.uint8))
-

@@ -27,7 +27,9 @@ def _data() -> TensorDataset:
     return TensorDataset(x, y)
 
 
-def train(out: Path, max_steps: int, *, resume: bool = False, stop_at: int | None = None, save_every: int = 3):
+def train(
+    out: Path, max_steps: int, *, resume: bool = False, stop_at: int | None = None, save_every: int = 3
+):
     """A toy loop with shuffling, dropout and an LR schedule: everything that must survive a resume."""
     seed_everything(0)
     acc = make_accelerator(out, trackers=("jsonl",))
@@ -68,7 +70,10 @@ def test_resume_is_bit_identical(tmp_path):
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
     # keep_last=2 pruned the older ones
-    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step_000009", "step_000012"]
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == [
+        "step_000009",
+        "step_000012",
+    ]
     lines = (tmp_path / "a" / "logs" / "train" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 14 and json.loads(lines[0])["step"] == 0
 

@@ -84,8 +84,12 @@ def _fmt(value: object) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visioncore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="write, read and score a synthetic clip").add_argument("--out", type=Path, required=True)
-    sub.add_parser("summarize", help="table of every <dir>/<pkg>/metrics.json").add_argument("root", type=Path)
+    sub.add_parser("demo", help="write, read and score a synthetic clip").add_argument(
+        "--out", type=Path, required=True
+    )
+    sub.add_parser("summarize", help="table of every <dir>/<pkg>/metrics.json").add_argument(
+        "root", type=Path
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
