@@ -144,3 +144,20 @@ def test_two_process_gloo_ranks_agree(tmp_path):
     single, _, _ = train(tmp_path / "single", 6, save_every=100)
     # each rank saw different batches, so the DDP result is not the single-process one
     assert any(not torch.equal(single[k], r0[k]) for k in r0)
+
+
+def test_default_trackers_write_jsonl_and_tensorboard(tmp_path):
+    acc = make_accelerator(
+        tmp_path,
+        gradient_accumulation_steps=4,
+        mixed_precision="bf16",
+        project_name="pretrain",
+        config={"model": {"depth": 2, "parts": ["eyes", "mouth"]}, "lr": 1e-3},
+    )
+    assert acc.gradient_accumulation_steps == 4 and acc.mixed_precision == "bf16"
+    acc.log({"loss": torch.tensor(0.5), "lr": 1e-3}, step=3)
+    acc.end_training()
+    logs = tmp_path / "logs" / "pretrain"
+    assert json.loads((logs / "metrics.jsonl").read_text()) == {"step": 3, "loss": 0.5, "lr": 1e-3}
+    assert json.loads((logs / "config.json").read_text())["model.depth"] == 2
+    assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
