@@ -2,6 +2,7 @@
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").is_file())
 MEMBERS = [ROOT / "shared" / "visioncore", *PACKAGES]
-UV = os.environ.get("UV", "uv")
+# `uv run` exports UV (its own executable); otherwise look on PATH.
+UV = os.environ.get("UV") or shutil.which("uv")
 
 
 def _project(member: Path) -> dict:
@@ -25,7 +27,7 @@ def _import_name(member: Path) -> str:
 
 
 def _uv(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    cmd = [UV, *args] if UV == "uv" else [sys.executable, "-m", "uv", *args]
+    cmd = [UV, *args] if UV else [sys.executable, "-m", "uv", *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, **kwargs)
 
 
