@@ -161,3 +161,12 @@ def test_default_trackers_write_jsonl_and_tensorboard(tmp_path):
     assert json.loads((logs / "metrics.jsonl").read_text()) == {"step": 3, "loss": 0.5, "lr": 1e-3}
     assert json.loads((logs / "config.json").read_text())["model.depth"] == 2
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_progress_hidden_when_disabled_or_not_main(tmp_path):
+    acc = make_accelerator(tmp_path, trackers=())
+    from visioncore.training import progress
+
+    assert not progress(range(3), acc).disable  # main process, shown
+    assert progress(range(3), acc, disable=True).disable
+    assert progress(range(3)).disable is False

@@ -301,8 +301,8 @@ def warmup_cosine_schedule(
 
 def progress(iterable: Iterable | None = None, accelerator: Accelerator | None = None, **kwargs: Any) -> tqdm:
     """A tqdm progress bar, shown on the main process only."""
-    main = accelerator.is_main_process if accelerator is not None else True
-    return tqdm(iterable, disable=not main or kwargs.pop("disable", False), dynamic_ncols=True, **kwargs)
+    hidden = kwargs.pop("disable", False) or (accelerator is not None and not accelerator.is_main_process)
+    return tqdm(iterable, disable=hidden, dynamic_ncols=True, **kwargs)
 
 
 def _fresh_state_call(fn: Any, args: tuple) -> None:

@@ -264,6 +264,7 @@ def write_video(
         raise ValueError(
             f"libx264 (yuv420p) needs even height and width, got {height}x{width}: crop or pad first"
         )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, _PIX_FMT[codec]

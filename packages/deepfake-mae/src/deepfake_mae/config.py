@@ -1,0 +1,161 @@
+"""Config schema (dataclasses) for every stage; YAML files in `configs/` fill it (visioncore.config.load_config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from visioncore.config import load_config
+
+FFPP_FAKES = ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"]
+
+
+@dataclass
+class ModelConfig:
+    """FacePartMAE shape; paper default MAE ViT-B/16 at 224 with a 512-wide, 8-deep decoder (unverified vs paper)."""
+
+    img_size: int = 224
+    patch_size: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    decoder_embed_dim: int = 512
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    mlp_ratio: float = 4.0
+    norm_pix_loss: bool = True
+
+
+@dataclass
+class MaskingConfig:
+    strategy: str = "parts"  # parts (the paper) | random (MAE ablation)
+    part_scheme: str = "parts"  # parts: eyes+brows / nose / mouth ; thirds: horizontal thirds (v2 reading)
+    mask_ratio: float = 0.75  # every sample is topped up to at least this fraction
+    parts_per_sample: list[int] = field(default_factory=lambda: [1, 2])
+    part_margin: float = 8.0  # dilation of the part boxes in pixels (at img_size)
+    part_loss_weight: float = 1.0  # weight of the part-only loss term (0 = off)
+    eval_mask_ratio: float = 0.0  # top-up ratio when masking one part at test time / in network 2
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/Forensics"
+    train_methods: list[str] = field(default_factory=lambda: list(FFPP_FAKES))
+    test_methods: list[str] = field(default_factory=lambda: list(FFPP_FAKES))
+    clip_len: int = 25
+    max_frames: int = 110  # evaluation: non-overlapping clips of the first 110 frames
+    train_max_frames: int = 270  # RealForensics' cap per training video
+    preload: bool = False  # decode every video once into memory (small datasets)
+    num_workers: int = 0
+
+
+@dataclass
+class PretrainConfig:
+    """Stage A (facebookresearch/mae defaults): AdamW (0.9, 0.95), wd 0.05, lr = 1.5e-4 x batch / 256, cosine."""
+
+    steps: int = 100000
+    batch_size: int = 64
+    lr: float = 3.75e-5
+    weight_decay: float = 0.05
+    warmup_steps: int = 5000
+    save_every: int = 5000
+    keep_last: int = 3
+    log_every: int = 50
+    mixed_precision: str = "no"
+
+
+@dataclass
+class DetectorConfig:
+    pool: str = "cls"  # per-frame feature: cls | mean
+    temporal: str = "mean"  # mean | transformer
+    temporal_depth: int = 1
+    drop_path: float = 0.1
+    head_hidden: int = 64
+    branches: str = "both"  # both (the paper) | encoder | decoder (ablations)
+    freeze_net2: bool = False  # then network 2's discrepancies are computed once and cached
+    margin: float = 1.0  # discrepancy margin m (normalised-pixel MSE; predicting the patch mean scores ~1)
+    disc_weight: float = 1.0  # lambda in L = BCE + lambda L_disc
+
+
+@dataclass
+class TrainConfig:
+    """Stage B: AdamW, lr 1e-4..5e-4, layer decay 0.75, drop-path 0.1 (peer defaults, unverified vs paper)."""
+
+    steps: int = 20000
+    batch_size: int = 8
+    lr: float = 2.5e-4
+    weight_decay: float = 0.05
+    layer_decay: float = 0.75
+    warmup_steps: int = 1000
+    save_every: int = 2000
+    keep_last: int = 3
+    log_every: int = 50
+    balance: bool = True  # oversample reals to the fakes' count (FF++ has 4 fakes per real)
+    mixed_precision: str = "no"
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 8
+    mask_seed: int = 0  # the test masks of network 2 / label-free scoring are fixed by this seed
+
+
+@dataclass
+class ReproConfig:
+    """The acceptance experiment's synthetic data (pairs of identities per split) and seeds."""
+
+    train_pairs: int = 300
+    val_pairs: int = 50  # their real videos only: the separate reals that z-score the label-free scores
+    test_pairs: int = 150  # 300 test videos per class
+    num_frames: int = 6
+    data_seed: int = 1234
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    repro: ReproConfig = field(default_factory=ReproConfig)
+
+
+def get_config(name_or_path: str = "paper", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    return load_config(Config, name_or_path, list(overrides), package="deepfake_mae")
+
+
+def mae_kwargs(model: ModelConfig) -> dict:
+    return {
+        "img_size": model.img_size,
+        "patch_size": model.patch_size,
+        "embed_dim": model.embed_dim,
+        "depth": model.depth,
+        "num_heads": model.num_heads,
+        "decoder_embed_dim": model.decoder_embed_dim,
+        "decoder_depth": model.decoder_depth,
+        "decoder_num_heads": model.decoder_num_heads,
+        "mlp_ratio": model.mlp_ratio,
+        "norm_pix_loss": model.norm_pix_loss,
+    }
+
+
+def detector_kwargs(cfg: Config) -> dict:
+    det = cfg.detector
+    return {
+        **mae_kwargs(cfg.model),
+        "drop_path": det.drop_path,
+        "pool": det.pool,
+        "temporal": det.temporal,
+        "temporal_depth": det.temporal_depth,
+        "max_frames": max(cfg.data.clip_len, 1),
+        "num_parts": 3,
+        "mask_ratio": cfg.masking.eval_mask_ratio,
+        "part_margin": cfg.masking.part_margin,
+        "head_hidden": det.head_hidden,
+        "branches": det.branches,
+        "freeze_net2": det.freeze_net2,
+    }

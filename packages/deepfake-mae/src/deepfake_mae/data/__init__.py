@@ -1,0 +1,1 @@
+"""Data: FF++ layout, clip datasets, synthetic faces, preprocessing."""

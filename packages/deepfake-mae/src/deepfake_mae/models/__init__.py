@@ -1,0 +1,1 @@
+"""Models: facial-part masking, FacePartMAE, DeepfakeDetector."""
