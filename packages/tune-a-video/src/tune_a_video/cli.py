@@ -1,0 +1,210 @@
+"""Command line: ``tune-a-video {train,generate,invert,evaluate,make-tiny-sd,make-synthetic,demo,repro,bench}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from visioncore.config import ConfigError
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .config import load_train_config
+    from .train import train
+
+    overrides = list(args.set)
+    if args.pretrained:
+        overrides.append(f"pretrained_model_path={args.pretrained}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    cfg = load_train_config(args.config, overrides)
+    result = train(cfg, resume=args.resume)
+    print(
+        json.dumps(
+            {"output_dir": cfg.output_dir, "last_loss": result["losses"][-1] if result["losses"] else None}
+        )
+    )
+
+
+def _load_pipeline(model: str):
+    from .pipeline import TuneAVideoPipeline
+
+    path = Path(model)
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"--model {path}: no model_index.json (expected a folder written by `train`)")
+    pipe = TuneAVideoPipeline.from_pretrained(path)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _generate(args: argparse.Namespace) -> None:
+    import torch
+
+    from visioncore.viz import save_video
+
+    pipe = _load_pipeline(args.model)
+    latents = None
+    if args.inverted_latents:
+        file = Path(args.inverted_latents)
+        if not file.is_file():
+            raise FileNotFoundError(f"--inverted-latents {file} not found")
+        latents = torch.load(file, map_location="cpu", weights_only=True)
+        args.video_length = latents.shape[2]
+        scale = pipe.vae_scale_factor
+        args.height, args.width = latents.shape[3] * scale, latents.shape[4] * scale
+    video = pipe(
+        args.prompt, video_length=args.video_length, height=args.height, width=args.width,
+        num_inference_steps=args.steps, guidance_scale=args.guidance_scale, latents=latents,
+        generator=torch.Generator().manual_seed(args.seed),
+    ).videos  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_video(out, (video[0].permute(1, 0, 2, 3) * 255).round().byte(), fps=8)
+    print(json.dumps({"video": str(out), "shape": list(video.shape)}))
+
+
+def _invert(args: argparse.Namespace) -> None:
+    import torch
+
+    from .data import load_training_video
+
+    pipe = _load_pipeline(args.model)
+    video = load_training_video(args.video, args.n_frames, args.width, args.height, args.start, args.rate)
+    latents = pipe.encode_video(video.permute(1, 0, 2, 3)[None])
+    inverted = pipe.invert(latents, num_inference_steps=args.steps)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(inverted, out)
+    print(json.dumps({"inverted_latents": str(out), "shape": list(inverted.shape)}))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_video_file
+
+    result = evaluate_video_file(args.video, args.prompt, args.clip)
+    print(json.dumps(result, indent=2))
+
+
+def _make_tiny_sd(args: argparse.Namespace) -> None:
+    from .tiny_sd import make_tiny_sd
+
+    print(make_tiny_sd(args.out, seed=args.seed))
+
+
+def _make_synthetic(args: argparse.Namespace) -> None:
+    from .data import make_synthetic
+
+    print(make_synthetic(args.out, num_frames=args.frames, size=args.size))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(Path(args.out))
+
+
+def _repro(args: argparse.Namespace) -> None:
+    from .repro import run_repro
+
+    run_repro(Path(args.out), args.config, list(args.set))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from .bench import run_bench
+
+    print(json.dumps(run_bench(sd_frames=args.sd_frames, sd_size=args.sd_size, steps=args.steps), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tune-a-video", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="one-shot tune an inflated SD UNet on one video")
+    p.add_argument("--config", default="man-skiing", help="config name (man-skiing, tiny) or YAML path")
+    p.add_argument("--set", action="append", default=[], help="dotted override, e.g. max_train_steps=300")
+    p.add_argument("--pretrained", help="local Stable Diffusion folder (diffusers layout)")
+    p.add_argument("--output-dir", help="overrides output_dir")
+    p.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in output_dir")
+    p.set_defaults(fn=_train)
+
+    p = sub.add_parser("generate", help="sample a video from a tuned pipeline folder")
+    p.add_argument("--model", required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument(
+        "--inverted-latents", help="ddim_latent-*.pt from train/invert (keeps the source's structure)"
+    )
+    p.add_argument("--video-length", type=int, default=24)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance-scale", type=float, default=12.5)
+    p.add_argument("--seed", type=int, default=33)
+    p.add_argument("--out", default="sample.gif", help=".gif or .mp4")
+    p.set_defaults(fn=_generate)
+
+    p = sub.add_parser("invert", help="DDIM-invert a video with a tuned pipeline (empty prompt, no guidance)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--video", required=True)
+    p.add_argument("--n-frames", type=int, default=24)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--rate", type=int, default=2)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--out", default="ddim_latent.pt")
+    p.set_defaults(fn=_invert)
+
+    p = sub.add_parser("evaluate", help="CLIP frame consistency and text alignment of a video")
+    p.add_argument("--video", required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument(
+        "--clip", required=True, help="local transformers CLIPModel folder (e.g. clip-vit-large-patch14)"
+    )
+    p.set_defaults(fn=_evaluate)
+
+    p = sub.add_parser("make-tiny-sd", help="write a tiny random Stable Diffusion folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_make_tiny_sd)
+
+    p = sub.add_parser("make-synthetic", help="write a synthetic source video + official-style config")
+    p.add_argument("--out", required=True)
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--size", type=int, default=64)
+    p.set_defaults(fn=_make_synthetic)
+
+    p = sub.add_parser("demo", help="<= 40 s end-to-end run on synthetic data with the tiny SD")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=_demo)
+
+    p = sub.add_parser("repro", help="the acceptance experiment (CPU scale); writes metrics.json")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", default="repro", help="repro config name or YAML path")
+    p.add_argument("--set", action="append", default=[])
+    p.set_defaults(fn=_repro)
+
+    p = sub.add_parser("bench", help="tuning step time and peak memory (JSON)")
+    p.add_argument(
+        "--sd-frames", type=int, default=None, help="frames at SD-v1 shapes (default 1 on CPU, 24 on GPU)"
+    )
+    p.add_argument("--sd-size", type=int, default=512)
+    p.add_argument("--steps", type=int, default=2)
+    p.set_defaults(fn=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
