@@ -109,7 +109,7 @@ def test_missing_folder_raises_naming_it(tmp_path):
         TinyNet.from_pretrained(missing)
     # a Hub-style id is never looked up
     with pytest.raises(CheckpointError, match="some-user/some-model"):
-        TinyNet.from_pretrained("some-user/some-model")
+        TinyNet.from_pretrained("some-user/some-model")  # hub-ok: checks that hub ids are refused
 
 
 def test_incomplete_or_broken_folder(tmp_path):

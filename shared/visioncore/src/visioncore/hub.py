@@ -6,8 +6,8 @@
         def __init__(self, width: int = 64, depth: int = 2, act: str = "gelu"):
             ...
 
-    Net(width=32).save_pretrained("runs/net")  # config.json + model.safetensors (+ README.md model card)
-    net = Net.from_pretrained("runs/net")      # rebuilt from config.json, weights checked and loaded, eval mode
+    Net(width=32).save_pretrained(out_dir)  # config.json + model.safetensors (+ README.md model card)
+    net = Net.from_pretrained(out_dir)      # rebuilt from config.json, weights checked and loaded, eval mode
 
 The ``__init__`` arguments are recorded in ``config.json`` when they are JSON types (int, float, str, bool, None, list,
 dict); other arguments (modules, tensors, callables) are silently left out by huggingface_hub and must have defaults
