@@ -109,6 +109,9 @@ class ReproConfig:
     num_frames: int = 6
     data_seed: int = 1234
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    label_free_only: bool = (
+        False  # pretrain the three MAEs and score them; skip the detectors (a time-boxed run)
+    )
 
 
 @dataclass

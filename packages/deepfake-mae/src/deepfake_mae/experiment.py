@@ -111,7 +111,8 @@ def run_seed(cfg: Config, seed: int, out: Path, data: dict[str, FaceClipDataset]
     """All numbers of one seed (three pretrainings, label-free scores, three detectors)."""
     base = copy.deepcopy(cfg)
     base.seed = seed
-    variants = {"part": base, "part_no_part_loss": copy.deepcopy(base), "random": copy.deepcopy(base)}
+    # Order: part, random, part without the part-only loss (the comparison that matters most finishes first).
+    variants = {"part": base, "random": copy.deepcopy(base), "part_no_part_loss": copy.deepcopy(base)}
     variants["part_no_part_loss"].masking.part_loss_weight = 0.0
     variants["random"].masking.strategy = "random"
     test, val_real, det_train = data["test"], data["val_real"], data["det_train"]
@@ -151,6 +152,8 @@ def run_seed(cfg: Config, seed: int, out: Path, data: dict[str, FaceClipDataset]
         log(
             f"seed {seed}: pretrained {name} MAE and scored it in {time.time() - t0:.0f}s: {key}={res[key]:.3f}"
         )
+    if cfg.repro.label_free_only:
+        return res
     for branches, key in (("both", "dual"), ("encoder", "encoder_only"), ("decoder", "decoder_only")):
         t0 = time.time()
         dcfg = copy.deepcopy(base)
@@ -214,7 +217,10 @@ def run_repro(
         (out / "per_seed.json").write_text(
             json.dumps({"seeds": list(per_seed), "per_seed": per_seed}, indent=2)
         )
-    means = {k: float(np.mean([per_seed[s][k] for s in seeds])) for k in METRIC_KEYS}
+    keys = [
+        k for k in METRIC_KEYS if all(k in per_seed[s] for s in seeds)
+    ]  # label_free_only: no detector keys
+    means = {k: float(np.mean([per_seed[s][k] for s in seeds])) for k in keys}
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(means, indent=2))
     (out / "per_seed.json").write_text(
@@ -242,6 +248,8 @@ def format_table(means: dict[str, float], per_seed: dict, seeds: Sequence[int]) 
     head = f"{'metric':40s} {'mean':>7s} " + " ".join(f"{'s' + str(s):>7s}" for s in seeds) + "  expected"
     rows = [head, "-" * len(head)]
     for k in METRIC_KEYS:
+        if k not in means:
+            continue
         vals = " ".join(f"{per_seed[s][k]:7.3f}" for s in seeds)
         rows.append(f"{k:40s} {means[k]:7.3f} {vals}  {EXPECTATIONS[k]}")
     return "\n".join(rows)
