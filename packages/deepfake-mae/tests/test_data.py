@@ -32,6 +32,13 @@ def test_synthetic_layout_and_records(synthetic_root):
     recs = ffpp_records(root, "test", (REAL, "MouthSwap", "EyeSwap"))
     assert sum(r.label == 0 for r in recs) == 4 and sum(r.label == 1 for r in recs) == 8
     assert read_video(recs[0].face_path).shape == (8, 3, 32, 32)
+    # the uncropped source video (H.264, lossy) holds the face crop at offset (16, 16) of a 64x64 frame
+    raw = read_video(root / "Real/c23/videos/000.mp4").float()
+    face = read_video(root / "Real/c23/cropped_faces/000.avi").float()
+    assert raw.shape == (8, 3, 64, 64)
+    aligned = (raw[..., 16:48, 16:48] - face).abs().mean()
+    assert aligned < 10 and aligned < (raw[..., 20:52, 20:52] - face).abs().mean() / 2
+    assert (raw[..., :8, :] - 96).abs().mean() < 3  # grey background
 
 
 def test_fakes_differ_only_inside_the_swapped_part():

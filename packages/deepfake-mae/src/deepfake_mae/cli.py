@@ -148,7 +148,13 @@ def cmd_repro(args: argparse.Namespace) -> None:
     from deepfake_mae.experiment import run_repro
 
     cfg = _cfg(args)
-    run_repro(cfg, args.out, seeds=args.seeds)
+    start = time.time()
+    run_repro(
+        cfg,
+        args.out,
+        seeds=args.seeds,
+        log=lambda msg: print(f"[{time.time() - start:6.0f}s] {msg}", flush=True),
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

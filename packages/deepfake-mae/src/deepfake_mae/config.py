@@ -109,9 +109,10 @@ class ReproConfig:
     num_frames: int = 6
     data_seed: int = 1234
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    label_free_only: bool = (
-        False  # pretrain the three MAEs and score them; skip the detectors (a time-boxed run)
-    )
+    # Pretrain the three MAEs and score them; skip the detectors (a time-boxed run).
+    label_free_only: bool = False
+    # Processes running (seed, task) pairs side by side; the threads are split between them.
+    workers: int = 1
 
 
 @dataclass

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from deepfake_mae.data.dataset import FaceClipDataset
 from deepfake_mae.data.layout import REAL, VideoRecord, ffpp_records
 from deepfake_mae.data.synthetic import make_synthetic
 from deepfake_mae.evaluate import auc_by_set, part_errors, predict_clips, zscore_part_scores
+from deepfake_mae.models.mae import FacePartMAE
 from deepfake_mae.models.masking import box_pixel_mask, patch_membership
 from deepfake_mae.train import pretrain, train_detector
 from visioncore.metrics import roc_auc
@@ -107,78 +110,184 @@ def _method_mask(ds: FaceClipDataset, methods: Sequence[str]) -> np.ndarray:
     return np.array([r.method in methods for r in ds.records])
 
 
-def run_seed(cfg: Config, seed: int, out: Path, data: dict[str, FaceClipDataset], log) -> dict[str, float]:
-    """All numbers of one seed (three pretrainings, label-free scores, three detectors)."""
-    base = copy.deepcopy(cfg)
-    base.seed = seed
-    # Order: part, random, part without the part-only loss (the comparison that matters most finishes first).
-    variants = {"part": base, "random": copy.deepcopy(base), "part_no_part_loss": copy.deepcopy(base)}
-    variants["part_no_part_loss"].masking.part_loss_weight = 0.0
-    variants["random"].masking.strategy = "random"
-    test, val_real, det_train = data["test"], data["val_real"], data["det_train"]
-    part_swap = _method_mask(test, (REAL, *PART_SWAPS))
-    null_swap = _method_mask(test, (REAL, "NullSwap"))
-    res: dict[str, float] = {}
-    maes = {}
-    for name, vcfg in variants.items():
-        t0 = time.time()
-        mae = pretrain(vcfg, out / f"mae_{name}", records=data["pretrain_records"], show_progress=False)
-        maes[name] = mae
-        err_args = dict(
-            part_margin=cfg.masking.part_margin,
-            mask_ratio=cfg.masking.eval_mask_ratio,
-            batch_size=cfg.eval.batch_size,
-            mask_seed=cfg.eval.mask_seed,
-        )
-        ref = part_errors(mae, val_real, **err_args)
-        test_err = part_errors(mae, test, **err_args)
-        scores = zscore_part_scores(test_err, ref)
-        key = {
-            "part": "auc_recon_part_masking",
-            "random": "auc_recon_random_masking",
-            "part_no_part_loss": "auc_recon_part_masking_no_part_loss",
-        }[name]
-        res[key] = roc_auc(scores[part_swap], _labels(test, part_swap))
-        if name == "part":
-            res["auc_null_swap"] = roc_auc(scores[null_swap], _labels(test, null_swap))
-            # Network 2 (frozen copy of this MAE) reads the same part errors: cache them for the detectors.
-            train_err = part_errors(mae, det_train, **err_args)
-            cache = {
-                (r.key, 0): torch.tensor(e, dtype=torch.float32) for r, e in zip(det_train.records, train_err)
-            }
-            cache.update(
-                {(r.key, 0): torch.tensor(e, dtype=torch.float32) for r, e in zip(test.records, test_err)}
-            )
-        log(
-            f"seed {seed}: pretrained {name} MAE and scored it in {time.time() - t0:.0f}s: {key}={res[key]:.3f}"
-        )
-    if cfg.repro.label_free_only:
-        return res
-    for branches, key in (("both", "dual"), ("encoder", "encoder_only"), ("decoder", "decoder_only")):
-        t0 = time.time()
-        dcfg = copy.deepcopy(base)
-        dcfg.detector.branches = branches
-        det = train_detector(
-            dcfg,
-            out / f"detector_{key}",
-            pretrained=maes["part"],
-            records=det_train.records,
-            show_progress=False,
-            discrepancy_cache=cache,
-        )
-        preds = predict_clips(det, test, cfg.eval.batch_size, cfg.eval.mask_seed, discrepancy_cache=cache)
-        aucs = auc_by_set(preds, test.records)
-        if key == "dual":
-            res["auc_dual_seen"] = aucs["MouthSwap"]
-        res[f"auc_{key}_unseen"] = aucs["EyeSwap"]
-        log(f"seed {seed}: detector {key} in {time.time() - t0:.0f}s: {aucs}")
+VARIANT_KEYS = {
+    "part": "auc_recon_part_masking",
+    "random": "auc_recon_random_masking",
+    "part_no_part_loss": "auc_recon_part_masking_no_part_loss",
+}
+DETECTOR_KEYS = {"both": "dual", "encoder": "encoder_only", "decoder": "decoder_only"}
+
+
+def load_data(cfg: Config, root: Path) -> dict:
+    """The repro's datasets, decoded once: MAE pretraining reals, test videos, separate val reals, detector train."""
+    return {
+        "pretrain_records": ffpp_records(root, "train", (REAL,)),
+        "test": _videos(cfg, ffpp_records(root, "test", (REAL, *PART_SWAPS, "NullSwap"))),
+        "val_real": _videos(cfg, ffpp_records(root, "val", (REAL,))),
+        "det_train": _videos(cfg, ffpp_records(root, "train", (REAL, "MouthSwap"))),
+    }
+
+
+def variant_config(cfg: Config, seed: int, variant: str) -> Config:
+    """Part masking, part masking without the part-only loss, or random masking: all else equal."""
+    vcfg = copy.deepcopy(cfg)
+    vcfg.seed = seed
+    if variant == "random":
+        vcfg.masking.strategy = "random"
+    elif variant == "part_no_part_loss":
+        vcfg.masking.part_loss_weight = 0.0
+    elif variant != "part":
+        raise ValueError(f"unknown MAE variant {variant!r}")
+    return vcfg
+
+
+def _err_args(cfg: Config) -> dict:
+    return dict(
+        part_margin=cfg.masking.part_margin,
+        mask_ratio=cfg.masking.eval_mask_ratio,
+        batch_size=cfg.eval.batch_size,
+        mask_seed=cfg.eval.mask_seed,
+    )
+
+
+def _cached(out: Path, fn) -> dict[str, float]:
+    """Results of one finished task are kept in `out/result.json`, so an interrupted repro resumes task by task."""
+    path = out / "result.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    res = fn()
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=2))
     return res
+
+
+def pretrain_variant(cfg: Config, seed: int, variant: str, out: Path, data: dict) -> dict[str, float]:
+    """Pretrain one MAE variant and score it label-free on the test videos (z-scored against the val reals)."""
+
+    def run() -> dict[str, float]:
+        mae = pretrain(
+            variant_config(cfg, seed, variant),
+            out / f"mae_{variant}",
+            records=data["pretrain_records"],
+            show_progress=False,
+        )
+        test = data["test"]
+        scores = zscore_part_scores(
+            part_errors(mae, test, **_err_args(cfg)), part_errors(mae, data["val_real"], **_err_args(cfg))
+        )
+        part_swap = _method_mask(test, (REAL, *PART_SWAPS))
+        res = {VARIANT_KEYS[variant]: roc_auc(scores[part_swap], _labels(test, part_swap))}
+        if variant == "part":
+            null_swap = _method_mask(test, (REAL, "NullSwap"))
+            res["auc_null_swap"] = roc_auc(scores[null_swap], _labels(test, null_swap))
+        return res
+
+    return _cached(out / f"mae_{variant}", run)
+
+
+def detectors(cfg: Config, seed: int, out: Path, data: dict) -> dict[str, float]:
+    """The dual detector and its single-network ablations on the seed's part-masking MAE, trained on mouth swaps,
+    tested on held-out mouth swaps (seen) and eye swaps (unseen). Network 2 is frozen: its discrepancies (the part
+    errors) are computed once for the training and test videos."""
+
+    def run() -> dict[str, float]:
+        mae = FacePartMAE.from_pretrained(out / "mae_part" / "model")
+        det_train, test = data["det_train"], data["test"]
+        cache = {}
+        for ds in (det_train, test):
+            errs = part_errors(mae, ds, **_err_args(cfg))
+            cache.update({(r.key, 0): torch.tensor(e, dtype=torch.float32) for r, e in zip(ds.records, errs)})
+        res = {}
+        for branches, key in DETECTOR_KEYS.items():
+            dcfg = copy.deepcopy(cfg)
+            dcfg.seed = seed
+            dcfg.detector.branches = branches
+            det = train_detector(
+                dcfg,
+                out / f"detector_{key}",
+                pretrained=mae,
+                records=det_train.records,
+                show_progress=False,
+                discrepancy_cache=cache,
+            )
+            aucs = auc_by_set(
+                predict_clips(det, test, cfg.eval.batch_size, cfg.eval.mask_seed, discrepancy_cache=cache),
+                test.records,
+            )
+            if key == "dual":
+                res["auc_dual_seen"] = aucs["MouthSwap"]
+            res[f"auc_{key}_unseen"] = aucs["EyeSwap"]
+        return res
+
+    return _cached(out / "detectors", run)
+
+
+# ----------------------------------------------------------------------------- task scheduling
+
+_WORKER_DATA: dict = {}
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_task(
+    cfg: Config, root: Path, out: Path, seed: int, task: str
+) -> tuple[int, str, dict[str, float], float]:
+    """One task (an MAE variant, or the seed's detectors) in a worker process; the data is decoded once per worker."""
+    t0 = time.time()
+    if str(root) not in _WORKER_DATA:
+        _WORKER_DATA.clear()
+        _WORKER_DATA[str(root)] = load_data(cfg, root)
+    data = _WORKER_DATA[str(root)]
+    seed_out = out / f"seed_{seed}"
+    if task == "detectors":
+        res = detectors(cfg, seed, seed_out, data)
+    else:
+        res = pretrain_variant(cfg, seed, task, seed_out, data)
+    return seed, task, res, time.time() - t0
+
+
+def _schedule(cfg: Config, root: Path, out: Path, seeds: Sequence[int], log) -> dict[int, dict[str, float]]:
+    """Run every (seed, task) on `repro.workers` processes (1: in this process). Part-masking MAEs go first so each
+    seed's detectors can start as soon as its part MAE exists."""
+    variants = ["part", "random", "part_no_part_loss"]
+    results: dict[int, dict[str, float]] = {s: {} for s in seeds}
+
+    def record(seed: int, task: str, res: dict[str, float], secs: float) -> None:
+        results[seed].update(res)
+        log(f"seed {seed}: {task} done in {secs:.0f}s: " + ", ".join(f"{k}={v:.3f}" for k, v in res.items()))
+
+    tasks = [(s, v) for v in variants for s in seeds]
+    if not cfg.repro.label_free_only:
+        tasks += [(s, "detectors") for s in seeds]
+    if cfg.repro.workers <= 1:
+        for seed, task in tasks:
+            record(*_run_task(cfg, root, out, seed, task))
+        return results
+    threads = max(1, torch.get_num_threads() // cfg.repro.workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        cfg.repro.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        # Detectors need their seed's part MAE: submit them once it is done (they then queue behind the MAEs).
+        pending = {pool.submit(_run_task, cfg, root, out, s, v) for s, v in tasks if v != "detectors"}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                seed, task, res, secs = fut.result()
+                record(seed, task, res, secs)
+                if task == "part" and not cfg.repro.label_free_only:
+                    pending.add(pool.submit(_run_task, cfg, root, out, seed, "detectors"))
+    return results
 
 
 def run_repro(
     cfg: Config, out: str | Path, seeds: Sequence[int] | None = None, log=print
 ) -> dict[str, float]:
-    """Generate the data (once), run every seed, write metrics.json (seed means), per_seed.json and print a table."""
+    """Generate the data (once), run every seed, write metrics.json (seed means), per_seed.json and print a table.
+
+    Finished tasks are kept under `out/seed_*/`: rerunning the same command resumes an interrupted repro."""
     out = Path(out)
     seeds = list(cfg.repro.seeds if seeds is None else seeds)
     root = out / "data"
@@ -190,43 +299,29 @@ def run_repro(
             size=cfg.model.img_size,
             num_frames=cfg.repro.num_frames,
             seed=cfg.repro.data_seed,
+            raw_videos=False,  # the experiment reads the crops only
         )
     log(f"data ready in {time.time() - t0:.0f}s at {root}")
-    test_records = ffpp_records(root, "test", (REAL, *PART_SWAPS, "NullSwap"))
-    pretrain_records = ffpp_records(root, "train", (REAL,))
-    data = {
-        "pretrain_records": pretrain_records,
-        "test": _videos(cfg, test_records),
-        "val_real": _videos(cfg, ffpp_records(root, "val", (REAL,))),
-        "det_train": _videos(cfg, ffpp_records(root, "train", (REAL, "MouthSwap"))),
-    }
+    data = load_data(cfg, root)
+    _WORKER_DATA.clear()
+    _WORKER_DATA[str(root)] = data  # reused by in-process tasks (workers <= 1)
     test = data["test"]
-    part_swap = _method_mask(test, (REAL, *PART_SWAPS))
-    part_test = test.subset(np.flatnonzero(part_swap).tolist())
+    part_test = test.subset(np.flatnonzero(_method_mask(test, (REAL, *PART_SWAPS))).tolist())
     controls = {
         "auc_colour_baseline": colour_baseline_auc(data["det_train"], part_test),
         "auc_mask_count": roc_auc(mask_counts(cfg, part_test), _labels(part_test)),
     }
     log(f"controls: {controls}")
-    per_seed = {}
-    for seed in seeds:
-        t1 = time.time()
-        per_seed[seed] = {**controls, **run_seed(cfg, seed, out / f"seed_{seed}", data, log)}
-        log(f"seed {seed} done in {time.time() - t1:.0f}s")
-        out.mkdir(parents=True, exist_ok=True)  # partial results survive an interrupted run
-        (out / "per_seed.json").write_text(
-            json.dumps({"seeds": list(per_seed), "per_seed": per_seed}, indent=2)
-        )
-    keys = [
-        k for k in METRIC_KEYS if all(k in per_seed[s] for s in seeds)
-    ]  # label_free_only: no detector keys
+    per_seed = {s: {**controls, **res} for s, res in _schedule(cfg, root, out, seeds, log).items()}
+    # With label_free_only there are no detector keys.
+    keys = [k for k in METRIC_KEYS if all(k in per_seed[s] for s in seeds)]
     means = {k: float(np.mean([per_seed[s][k] for s in seeds])) for k in keys}
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(means, indent=2))
     (out / "per_seed.json").write_text(
         json.dumps({"seeds": seeds, "per_seed": per_seed, "minutes": (time.time() - t0) / 60}, indent=2)
     )
-    log(format_table(means, per_seed, seeds))
+    print(format_table(means, per_seed, seeds), flush=True)
     return means
 
 

@@ -45,6 +45,12 @@ class ReproConfig:
     color_jitter: int = 25
     caption_dropout: float = 0.1
     attention_at_full_resolution: bool = False
+    # SD's 32 GroupNorm groups on the tiny UNet's 32 channels are per-channel instance norm; 8 groups are not.
+    norm_num_groups: int = 32
+    # SD's 77-token context; a short one keeps the few content tokens from being diluted in cross-attention.
+    context_tokens: int = 77
+    # Pretrain the tiny random text encoder jointly with the UNet (frozen afterwards, as SD's in Tune-A-Video).
+    train_text_encoder: bool = False
     pretrain_steps: int = 600
     pretrain_batch: int = 16
     pretrain_lr: float = 1e-3
@@ -129,44 +135,57 @@ def color_variance(objects: FrameObjects) -> float:
 
 # ------------------------------------------------------------------------------------------------ stages
 class PromptBank:
-    """Frozen random CLIP text encoder with cached embeddings per caption."""
+    """The tiny CLIP text encoder's embeddings per caption (cached once the encoder is frozen)."""
 
     def __init__(self, tokenizer, text_encoder: nn.Module) -> None:
-        self.tokenizer, self.text_encoder, self.cache = tokenizer, text_encoder.eval(), {}
+        self.tokenizer, self.text_encoder, self.cache = tokenizer, text_encoder, {}
+
+    def encode(self, captions: list[str]) -> torch.Tensor:
+        ids = self.tokenizer(
+            captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
+            return_tensors="pt",
+        )  # fmt: skip
+        return self.text_encoder(ids.input_ids)[0]
 
     @torch.no_grad()
     def __call__(self, captions: list[str]) -> torch.Tensor:
         missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
         if missing:
-            ids = self.tokenizer(
-                missing, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
-            )
-            for c, e in zip(missing, self.text_encoder(ids.input_ids)[0], strict=True):
+            for c, e in zip(missing, self.encode(missing), strict=True):
                 self.cache[c] = e
         return torch.stack([self.cache[c] for c in captions])
 
 
 def pretrain_2d(cfg: ReproConfig, prompts: PromptBank, scheduler: DDPMScheduler, log) -> nn.Module:
     seed_everything(cfg.pretrain_seed)
-    unet = tiny_unet_2d(3, cfg.size, attention_at_full_resolution=cfg.attention_at_full_resolution).train()
+    unet = tiny_unet_2d(
+        3, cfg.size, attention_at_full_resolution=cfg.attention_at_full_resolution,
+        norm_num_groups=cfg.norm_num_groups,
+    ).train()  # fmt: skip
+    text_encoder = prompts.text_encoder
+    params = list(unet.parameters())
+    if cfg.train_text_encoder:
+        params += list(text_encoder.requires_grad_(True).train().parameters())
     data = ShapeImages(
         cfg.size, cfg.colors, cfg.shapes, jitter=cfg.color_jitter, caption_dropout=cfg.caption_dropout
     )
     rng = np.random.default_rng(cfg.pretrain_seed)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.pretrain_lr, weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(params, lr=cfg.pretrain_lr, weight_decay=1e-2)
     start = time.time()
     for step in range(cfg.pretrain_steps):
         images, captions = data.sample(cfg.pretrain_batch, rng)
         noise = torch.randn_like(images)
         t = sample_timesteps(scheduler, len(images))
-        prediction = unet(scheduler.add_noise(images, noise, t), t, prompts(captions)).sample
+        context = prompts.encode(captions) if cfg.train_text_encoder else prompts(captions)
+        prediction = unet(scheduler.add_noise(images, noise, t), t, context).sample
         loss = torch.nn.functional.mse_loss(prediction, noise)
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if step % 100 == 0 or step == cfg.pretrain_steps - 1:
             log(f"pretrain step {step} loss {loss.item():.4f} ({time.time() - start:.0f}s)")
+    text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD's text encoder in Tune-A-Video
     return unet.eval()
 
 
@@ -301,7 +320,7 @@ def run_repro(out: Path, config: str = "repro", overrides: list[str] | None = No
         log_file.write(line + "\n")
 
     torch.manual_seed(cfg.pretrain_seed)
-    tokenizer = write_clip_tokenizer(out / "model" / "tokenizer")
+    tokenizer = write_clip_tokenizer(out / "model" / "tokenizer", model_max_length=cfg.context_tokens)
     text_encoder = tiny_text_encoder().eval().requires_grad_(False)
     prompts = PromptBank(tokenizer, text_encoder)
     unet_2d = pretrain_2d(cfg, prompts, pixel_scheduler(), log)

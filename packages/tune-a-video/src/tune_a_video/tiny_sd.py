@@ -36,7 +36,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs), strict=True))
 
 
-def write_clip_tokenizer(out: str | Path) -> CLIPTokenizer:
+def write_clip_tokenizer(out: str | Path, model_max_length: int = 77) -> CLIPTokenizer:
     """Write OpenAI CLIP's tokenizer (vocab.json + merges.txt, 49408 tokens) from open-clip-torch's BPE file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def write_clip_tokenizer(out: str | Path) -> CLIPTokenizer:
     (out / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}))
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     tokenizer = CLIPTokenizer(
-        vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), model_max_length=77
+        vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), model_max_length=model_max_length
     )
     tokenizer.save_pretrained(out)
     return tokenizer
@@ -60,6 +60,7 @@ def tiny_unet_2d(
     sample_size: int = 8,
     cross_attention_dim: int = 32,
     attention_at_full_resolution: bool = True,
+    norm_num_groups: int = 32,
 ) -> UNet2DConditionModel:
     """The tiny SD UNet of the spec sheet (about 0.8 M parameters). With ``attention_at_full_resolution=False`` the
     transformers sit at the half-resolution level only (SD's own layout puts none at the lowest level; this is the
@@ -77,7 +78,7 @@ def tiny_unet_2d(
     return UNet2DConditionModel(
         sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
         block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=cross_attention_dim,
-        attention_head_dim=4, down_block_types=down, up_block_types=up,
+        attention_head_dim=4, down_block_types=down, up_block_types=up, norm_num_groups=norm_num_groups,
     )  # fmt: skip
 
 

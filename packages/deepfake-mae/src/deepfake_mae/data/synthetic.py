@@ -316,6 +316,14 @@ class FaceVideoGenerator:
         return videos
 
 
+def uncropped(frames: np.ndarray) -> np.ndarray:
+    """(T, S, S, 3) face crops -> (T, 2S, 2S, 3) frames with the face at offset (S/2, S/2) on a grey background."""
+    t, size = frames.shape[:2]
+    canvas = np.full((t, 2 * size, 2 * size, 3), 96, np.uint8)
+    canvas[:, size // 2 : size // 2 + size, size // 2 : size // 2 + size] = frames
+    return canvas
+
+
 def _to_uint8(frames: np.ndarray) -> np.ndarray:
     return np.clip(np.round(frames), 0, 255).astype(np.uint8)
 
@@ -327,9 +335,14 @@ def make_synthetic(
     num_frames: int = 8,
     methods: tuple[str, ...] = ("MouthSwap", "EyeSwap", "NoseSwap", "NullSwap"),
     seed: int = 0,
+    raw_videos: bool = True,
 ) -> Path:
     """Write a synthetic FF++-layout dataset: `{Real,<methods>}/c23/{cropped_faces/*.avi (FFV1), landmarks/*.npy}`,
-    `splits/{train,val,test}.json` as [target, source] id pairs (fakes named target_source, FF++ style)."""
+    `splits/{train,val,test}.json` as [target, source] id pairs (fakes named target_source, FF++ style).
+
+    With `raw_videos`, `videos/*.mp4` hold the uncropped "source" video as FF++ ships it: the face pasted at a fixed
+    offset into a 2x larger grey frame, H.264 (c23-like lossy). The crops and landmarks are the ground truth for
+    these; the procedural drawings are not meant for a face detector."""
     from visioncore.video import write_video
 
     out = Path(out)
@@ -339,7 +352,7 @@ def make_synthetic(
     next_id = 0
     (out / "splits").mkdir(parents=True, exist_ok=True)
     for folder in ("Real", *methods):
-        for sub in ("cropped_faces", "landmarks"):
+        for sub in ("cropped_faces", "landmarks", *(("videos",) if raw_videos else ())):
             (out / folder / COMPRESSION / sub).mkdir(parents=True, exist_ok=True)
     for split, count in num_pairs.items():
         pairs = []
@@ -354,5 +367,7 @@ def make_synthetic(
                     base = out / folder / COMPRESSION
                     write_video(base / "cropped_faces" / f"{name}.avi", video.frames, fps=25, codec="ffv1")
                     np.save(base / "landmarks" / f"{name}.npy", video.landmarks)
+                    if raw_videos:
+                        write_video(base / "videos" / f"{name}.mp4", uncropped(video.frames), fps=25)
         (out / "splits" / f"{split}.json").write_text(json.dumps(pairs))
     return out
