@@ -55,5 +55,6 @@ def test_repro_runs_at_toy_size_with_short_context_and_trained_text_encoder(tmp_
     assert json.loads((tmp_path / "model/tokenizer/tokenizer_config.json").read_text())["model_max_length"] == 8
     unet_config = json.loads((tmp_path / "model/unet/config.json").read_text())
     assert unet_config["norm_num_groups"] == 8
+    assert (tmp_path / "model/text_encoder/model.safetensors").is_file()
     assert (tmp_path / "seed0_edit_inverted.gif").is_file()
     assert "edit_color_acc >= 0.8" in capsys.readouterr().out

@@ -326,6 +326,7 @@ def run_repro(out: Path, config: str = "repro", overrides: list[str] | None = No
     unet_2d = pretrain_2d(cfg, prompts, pixel_scheduler(), log)
     folder = out / "model"
     unet_2d.save_pretrained(folder / "unet")
+    text_encoder.save_pretrained(folder / "text_encoder")
     inflation = inflation_diff(folder)
     log(f"inflation_max_abs_diff {inflation:.2e}")
 
