@@ -52,7 +52,9 @@ def test_repro_runs_at_toy_size_with_short_context_and_trained_text_encoder(tmp_
     assert list(metrics) == list(METRIC_KEYS)
     assert metrics["inflation_max_abs_diff"] < 1e-5  # exact at any training state
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-    assert json.loads((tmp_path / "model/tokenizer/tokenizer_config.json").read_text())["model_max_length"] == 8
+    assert (
+        json.loads((tmp_path / "model/tokenizer/tokenizer_config.json").read_text())["model_max_length"] == 8
+    )
     unet_config = json.loads((tmp_path / "model/unet/config.json").read_text())
     assert unet_config["norm_num_groups"] == 8
     assert (tmp_path / "model/text_encoder/model.safetensors").is_file()

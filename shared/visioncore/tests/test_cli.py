@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from visioncore.cli import main
 
 
@@ -30,3 +32,22 @@ def test_summarize_without_results_is_one_line_error(tmp_path, capsys):
     assert main(["summarize", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no */metrics.json") and err.count("\n") == 1
+
+
+def test_run_command_turns_expected_errors_into_one_line_and_exit_2(capsys):
+    from visioncore.config import ConfigError
+    from visioncore.console import run_command
+
+    def fails(message: str, error: type[Exception] = ConfigError):
+        def command(args):
+            raise error(message)
+
+        return command
+
+    assert run_command(lambda args: None, None) == 0
+    assert run_command(fails("unknown config key 'foo'\n  allowed: a, b"), None) == 2
+    assert capsys.readouterr().err == "error: unknown config key 'foo'\n"
+    assert run_command(fails(""), None) == 2
+    assert capsys.readouterr().err == "error: ConfigError\n"
+    with pytest.raises(RuntimeError):  # unexpected errors keep their traceback
+        run_command(fails("bug", RuntimeError), None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from curriculum_cl import config as config_mod
 from curriculum_cl.data.datasets import DATASETS
+from visioncore.console import run_command
 
 SHORTHANDS = {  # sweep/design flags -> config overrides
     "dataset": "data.dataset",
@@ -243,13 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

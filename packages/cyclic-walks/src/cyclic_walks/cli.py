@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from cyclic_walks.config import Config, get_config
+from visioncore.console import run_command
 
 
 def add_config_args(parser: argparse.ArgumentParser, default: str = "voc") -> None:
@@ -252,16 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.fn(args)
-    except (
-        ValueError,
-        FileNotFoundError,
-    ) as err:  # ConfigError, DatasetError, CheckpointError, BackboneError, ...
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(args.fn, args)  # ConfigError, DatasetError, CheckpointError, BackboneError, ...
 
 
 if __name__ == "__main__":

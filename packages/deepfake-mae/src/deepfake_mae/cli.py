@@ -10,12 +10,7 @@ import time
 from pathlib import Path
 
 from deepfake_mae.config import Config, get_config
-from visioncore.video import VideoReadError
-
-EXPECTED_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-)  # ConfigError, CheckpointError, SplitError, VideoReadError, ...
+from visioncore.console import run_command
 
 
 def _config_args(p: argparse.ArgumentParser, default: str) -> None:
@@ -243,15 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    start = time.time()
-    try:
-        args.func(args)
-    except (*EXPECTED_ERRORS, VideoReadError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    logging.getLogger("deepfake_mae").debug("done in %.1fs", time.time() - start)
-    return 0
+    return run_command(args.func, args)  # ConfigError, CheckpointError, SplitError, VideoReadError, ...
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from visioncore.config import ConfigError
+from visioncore.console import run_command
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -197,13 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.fn(args)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(args.fn, args)  # ConfigError, CheckpointLayoutError, VideoTooShortError, ...
 
 
 if __name__ == "__main__":
