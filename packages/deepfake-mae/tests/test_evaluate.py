@@ -102,3 +102,10 @@ def test_repro_end_to_end_on_two_workers_and_resumes(tmp_path, capsys):
     cfg.repro.workers = 1
     assert run_repro(cfg, tmp_path, log=lambda msg: None) == means
     assert model.stat().st_mtime_ns == stamp
+    # the same directory with another config is refused, never silently reused
+    cfg.pretrain.steps = 4
+    with pytest.raises(ValueError, match="result.json holds the result of another config"):
+        run_repro(cfg, tmp_path, log=lambda msg: None)
+    cfg.repro.train_pairs = 4
+    with pytest.raises(ValueError, match="synthetic.json: the data were made with other repro settings"):
+        run_repro(cfg, tmp_path, log=lambda msg: None)

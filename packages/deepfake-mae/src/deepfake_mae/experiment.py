@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import multiprocessing
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -28,6 +29,7 @@ from deepfake_mae.evaluate import auc_by_set, part_errors, predict_clips, zscore
 from deepfake_mae.models.mae import FacePartMAE
 from deepfake_mae.models.masking import box_pixel_mask, patch_membership
 from deepfake_mae.train import pretrain, train_detector
+from visioncore.config import to_dict
 from visioncore.metrics import roc_auc
 
 METRIC_KEYS = (
@@ -150,14 +152,28 @@ def _err_args(cfg: Config) -> dict:
     )
 
 
-def _cached(out: Path, fn) -> dict[str, float]:
-    """Results of one finished task are kept in `out/result.json`, so an interrupted repro resumes task by task."""
+def _fingerprint(cfg: Config) -> dict:
+    """The settings a task's result depends on (not how many workers or which other seeds ran beside it)."""
+    settings = to_dict(cfg)
+    for key in ("seeds", "workers", "label_free_only"):
+        settings["repro"].pop(key)
+    return settings
+
+
+def _cached(out: Path, cfg: Config, fn) -> dict[str, float]:
+    """Results of one finished task are kept in `out/result.json` with the config that produced them, so rerunning
+    the same command resumes an interrupted repro task by task; results of another config are never reused."""
     path = out / "result.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        if saved.get("config") != _fingerprint(cfg):
+            raise ValueError(f"{path} holds the result of another config: use a new --out directory")
+        return saved["result"]
     res = fn()
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=2))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"result": res, "config": _fingerprint(cfg)}, indent=2))
+    os.replace(tmp, path)  # atomic: a killed run leaves no half-written result
     return res
 
 
@@ -182,7 +198,7 @@ def pretrain_variant(cfg: Config, seed: int, variant: str, out: Path, data: dict
             res["auc_null_swap"] = roc_auc(scores[null_swap], _labels(test, null_swap))
         return res
 
-    return _cached(out / f"mae_{variant}", run)
+    return _cached(out / f"mae_{variant}", cfg, run)
 
 
 def detectors(cfg: Config, seed: int, out: Path, data: dict) -> dict[str, float]:
@@ -219,7 +235,7 @@ def detectors(cfg: Config, seed: int, out: Path, data: dict) -> dict[str, float]
             res[f"auc_{key}_unseen"] = aucs["EyeSwap"]
         return res
 
-    return _cached(out / "detectors", run)
+    return _cached(out / "detectors", cfg, run)
 
 
 # ----------------------------------------------------------------------------- task scheduling
@@ -292,15 +308,25 @@ def run_repro(
     seeds = list(cfg.repro.seeds if seeds is None else seeds)
     root = out / "data"
     t0 = time.time()
-    if not (root / "splits" / "test.json").is_file():
-        make_synthetic(
-            root,
-            {"train": cfg.repro.train_pairs, "val": cfg.repro.val_pairs, "test": cfg.repro.test_pairs},
-            size=cfg.model.img_size,
-            num_frames=cfg.repro.num_frames,
-            seed=cfg.repro.data_seed,
-            raw_videos=False,  # the experiment reads the crops only
-        )
+    spec = {
+        "num_pairs": {
+            "train": cfg.repro.train_pairs,
+            "val": cfg.repro.val_pairs,
+            "test": cfg.repro.test_pairs,
+        },
+        "size": cfg.model.img_size,
+        "num_frames": cfg.repro.num_frames,
+        "seed": cfg.repro.data_seed,
+    }
+    spec_file = root / "synthetic.json"
+    if spec_file.is_file():
+        if json.loads(spec_file.read_text()) != spec:
+            raise ValueError(
+                f"{spec_file}: the data were made with other repro settings: use a new --out directory"
+            )
+    else:
+        make_synthetic(root, **spec, raw_videos=False)  # the experiment reads the crops only
+        spec_file.write_text(json.dumps(spec))  # written last: its presence means the data are complete
     log(f"data ready in {time.time() - t0:.0f}s at {root}")
     data = load_data(cfg, root)
     _WORKER_DATA.clear()
