@@ -64,6 +64,14 @@ def _loader(dataset, batch_size: int, cfg: Config, shuffle: bool) -> DataLoader:
     )
 
 
+def _finish(acc, model, out_dir: Path) -> None:
+    """After the last step: the main process writes `<out>/model` (save_pretrained) once every rank is done."""
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        model.save_pretrained(out_dir / "model")
+    acc.end_training()
+
+
 def pretrain(
     cfg: Config,
     out_dir: str | Path,
@@ -137,10 +145,7 @@ def pretrain(
         if (step + 1) % cfg.pretrain.save_every == 0 or step + 1 == cfg.pretrain.steps:
             ckpt.save(step + 1)
     bar.close()
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        core.save_pretrained(out_dir / "model")
-    acc.end_training()
+    _finish(acc, core, out_dir)
     return core
 
 
@@ -237,8 +242,5 @@ def train_detector(
         if (step + 1) % cfg.train.save_every == 0 or step + 1 == cfg.train.steps:
             ckpt.save(step + 1)
     bar.close()
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        core.save_pretrained(out_dir / "model")
-    acc.end_training()
+    _finish(acc, core, out_dir)
     return core
