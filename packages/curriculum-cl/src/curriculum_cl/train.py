@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,10 +357,6 @@ def pretrain_teacher(
             break
     net.cpu().save_pretrained(out)
     return net, test_acc
-
-
-def steps_per_experience(num_samples: int, batch_size: int, passes: int) -> int:
-    return passes * math.ceil(num_samples / batch_size)
 
 
 # ------------------------------------------------------------------------------------ full-backbone accelerate loop
