@@ -124,3 +124,10 @@ def test_feature_verbs_run_on_cpu_in_bf16(tmp_path, capsys):
     assert 0 <= metrics["alpha"] <= 1 and (tmp_path / "f" / "model").is_dir()
     assert (tmp_path / "f" / "config.yaml").is_file()  # save_final: config, model and the last checkpoint
     assert (tmp_path / "f" / "checkpoints" / f"step_{metrics['steps']:06d}").is_dir()
+
+
+def test_bench_runs_on_cpu_in_bf16(capsys):
+    assert main(["bench", "--quick", "--device", "cpu", "--dtype", "bf16"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["device"] == "cpu" and result["dtype"] == "bfloat16"
+    assert all(case["speedup"] > 1 for case in result["cases"])  # cached features beat recomputing the trunk

@@ -13,15 +13,16 @@ from visioncore.devices import add_device_args
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .config import load_train_config
+    from visioncore.config import config_from_args
+
+    from .config import PACKAGE, TrainConfig
     from .train import train
 
-    overrides = list(args.overrides)
     if args.pretrained:
-        overrides.append(f"pretrained_model_path={args.pretrained}")
+        args.overrides.append(f"pretrained_model_path={args.pretrained}")
     if args.out:
-        overrides.append(f"output_dir={args.out}")
-    cfg = load_train_config(args.config, overrides)
+        args.overrides.append(f"output_dir={args.out}")
+    cfg = config_from_args(TrainConfig, args, package=PACKAGE)
     result = train(cfg, resume=args.resume)
     print(
         json.dumps(
