@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from curriculum_cl.data.datasets import load_dataset, restrict_classes
-from curriculum_cl.data.safe_pickle import load_safe_pickle
 from curriculum_cl.data.synthetic import write_synthetic
-from curriculum_cl.errors import DatasetError, UnsafePickleError
+from curriculum_cl.errors import DatasetError
+
+from visioncore.safe_pickle import UnsafePickleError, restricted_load
 
 
 @pytest.mark.parametrize("fmt", ["mnist", "fashion-mnist", "cifar10", "nod", "folder"])
@@ -53,11 +54,11 @@ def test_restricted_unpickler_rejects_code_and_corrupt_batches(tmp_path):
     with pytest.raises(UnsafePickleError, match="os|posix|system"):
         load_dataset("cifar10", tmp_path)
     (evil / "data_batch_1").write_bytes(b"\x80\x04garbage")
-    with pytest.raises(DatasetError, match="data_batch_1"):
+    with pytest.raises(UnsafePickleError, match="data_batch_1"):
         load_dataset("cifar10", tmp_path)
     ok = tmp_path / "ok.pkl"
-    ok.write_bytes(pickle.dumps({b"data": np.arange(4, dtype=np.uint8), b"labels": [1, 2]}))
-    assert load_safe_pickle(ok)[b"labels"] == [1, 2]
+    ok.write_bytes(pickle.dumps({b"data": np.arange(4, dtype=np.uint8), b"labels": [1, 2]}, protocol=2))
+    assert restricted_load(ok, encoding="bytes")[b"labels"] == [1, 2]
 
 
 def test_bad_inputs_name_the_cause(tmp_path):
@@ -70,3 +71,15 @@ def test_bad_inputs_name_the_cause(tmp_path):
         load_dataset("mnist", root)
     with pytest.raises(DatasetError, match="12"):
         restrict_classes(load_dataset("digits"), [0, 12])
+
+
+def test_structured_features_have_the_declared_similarity():
+    from curriculum_cl.data.synthetic import structured_features
+
+    data = structured_features(dim=16, n_train=200, n_test=10, far=6.0, near=1.5, noise=1.0, seed=1)
+    sim = data["similarity"]
+    assert sim.shape == (5, 5) and np.allclose(np.diag(sim), 1)
+    assert sim[0, 1] > 0.9 and sim[2, 3] > 0.9  # the near pairs
+    assert abs(sim[0, 2]) < 0.1 and abs(sim[4, 0]) < 0.1 and abs(sim[4, 3]) < 0.1  # orthogonal groups
+    means = np.stack([data["train"][data["train_labels"] == c].mean(0) for c in range(5)])
+    assert np.linalg.norm(means[0] - means[1]) < np.linalg.norm(means[0] - means[2]) / 3

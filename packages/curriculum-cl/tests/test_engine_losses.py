@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 import torch
-from curriculum_cl.engine import FeatureSet, LearnerSettings, RunSpec, fisher_diagonal, init_heads, run_heads
+from curriculum_cl.engine import (
+    FeatureSet,
+    LearnerSettings,
+    RunSpec,
+    fisher_diagonal,
+    fisher_per_sample,
+    init_heads,
+    run_heads,
+)
 from curriculum_cl.losses import ewc_penalty, lwf_distillation, masked_cross_entropy
 
 
@@ -35,6 +43,40 @@ def test_ewc_fisher_and_penalty_hand_checkable():
     anchors = [[torch.tensor([[0.0, 0.0]])], [torch.tensor([[1.0, 1.0]])]]
     imps = [[torch.tensor([[0.5, 1.0]])], [torch.tensor([[2.0, 2.0]])]]
     assert ewc_penalty(params, anchors, imps).item() == pytest.approx(0.5 * 1 + 1.0 * 4 + 0 + 2.0 * 1)
+
+
+def test_per_sample_fisher_is_the_mean_of_per_sample_squared_gradients():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 4, generator=gen), torch.tensor([0, 2, 1])
+    feats = FeatureSet(train=x, train_labels=y, test=x, test_labels=y)
+    W = torch.randn(1, 3, 4, generator=gen, requires_grad=True)
+    b = torch.randn(1, 3, generator=gen, requires_grad=True)
+    per_sample = fisher_per_sample(
+        feats, [W, b], [np.arange(3)], batch_size=2
+    )  # 2 minibatches: 2 + 1 samples
+    one_by_one = [torch.zeros_like(W), torch.zeros_like(b)]
+    for n in range(3):
+        log_likelihood = torch.log_softmax(x[n] @ W[0].T + b[0], -1)[y[n]]
+        for acc, g in zip(one_by_one, torch.autograd.grad(log_likelihood, [W, b])):
+            acc += g.pow(2) / 3
+    for got, want in zip(per_sample, one_by_one):
+        torch.testing.assert_close(got, want)
+    batch = fisher_diagonal(feats, [W, b], [np.arange(3)], batch_size=3)  # one minibatch of the 3 samples
+    assert not torch.allclose(batch[0], per_sample[0])  # (mean gradient)^2 != mean of squared gradients
+    assert (per_sample[0] >= batch[0] - 1e-7).all()  # Jensen: the per-sample Fisher dominates
+
+
+def test_centred_drift_is_blind_to_a_common_logit_shift():
+    from curriculum_cl.engine import RunResults
+
+    feats = _blobs(n_per_class=16, classes=(0, 1), dim=4)
+    runs = [RunSpec(0, 0, [[0], [1]])]
+    result: RunResults = run_heads(
+        feats, runs, "naive", LearnerSettings(batch_size=8, passes=2), record_drift=True
+    )
+    assert result.drift_centered[0, 1] < result.drift[0, 1]  # part of the naive drift is a common shift
+    with pytest.raises(ValueError, match="ewc_fisher"):
+        LearnerSettings(ewc_fisher="exact")
 
 
 def test_lwf_distillation_matches_avalanche_kl_on_active_units():

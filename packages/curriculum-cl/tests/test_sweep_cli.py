@@ -127,7 +127,7 @@ def test_nod_sweep_with_augmented_views_replay_and_si(tmp_path):
     root = write_synthetic(tmp_path / "nod", "nod", n_train=6, n_test=2, size=16)
     argv = [
         "sweep",
-        "--dataset",
+        "--config",
         "nod",
         "--root",
         str(root),

@@ -16,13 +16,13 @@ def test_missing_unet_folder(tiny_sd, source_video_file, tmp_path, capsys):
     broken = tmp_path / "sd"
     shutil.copytree(tiny_sd, broken)
     shutil.rmtree(broken / "unet")
-    code = main(["train", "--config", "tiny", "--pretrained", str(broken), "--output-dir", str(tmp_path / "o"),
+    code = main(["train", "--config", "tiny", "--pretrained", str(broken), "--out", str(tmp_path / "o"),
                  "--set", f"train_data.video_path={source_video_file}"])  # fmt: skip
     assert code == 2 and "unet" in _error_line(capsys)
 
 
 def test_video_shorter_than_requested(tiny_sd, source_video_file, tmp_path, capsys):
-    code = main(["train", "--config", "tiny", "--pretrained", str(tiny_sd), "--output-dir", str(tmp_path / "o"),
+    code = main(["train", "--config", "tiny", "--pretrained", str(tiny_sd), "--out", str(tmp_path / "o"),
                  "--set", f"train_data.video_path={source_video_file}", "--set", "train_data.n_sample_frames=50"])  # fmt: skip
     assert code == 2 and "red-square.mp4" in _error_line(capsys)
 
@@ -39,7 +39,7 @@ def test_unknown_scheduler(tiny_sd, source_video_file, tmp_path, capsys):
     config = json.loads(config_file.read_text())
     config["_class_name"] = "MadeUpScheduler"
     config_file.write_text(json.dumps(config))
-    code = main(["train", "--config", "tiny", "--pretrained", str(broken), "--output-dir", str(tmp_path / "o"),
+    code = main(["train", "--config", "tiny", "--pretrained", str(broken), "--out", str(tmp_path / "o"),
                  "--set", f"train_data.video_path={source_video_file}"])  # fmt: skip
     line = _error_line(capsys)
     assert code == 2 and "MadeUpScheduler" in line and "scheduler" in line

@@ -141,20 +141,22 @@ def test_v_prediction_target():
     assert denoising_target(DDPMScheduler(), x0, eps, t) is eps
 
 
-def test_cli_generate_invert_and_evaluate(pipe, tmp_path, source_video_file):
+def test_cli_generate_invert_and_evaluate_in_bf16(pipe, tmp_path, source_video_file, capsys):
     from transformers import CLIPConfig, CLIPModel
     from tune_a_video.cli import main
     from tune_a_video.evaluate import evaluate_video_file
 
     pipe.save_pretrained(tmp_path / "tuned")
     inv = tmp_path / "inv.pt"
+    bf16 = ["--device", "cpu", "--dtype", "bf16"]
     assert main(["invert", "--model", str(tmp_path / "tuned"), "--video", str(source_video_file), "--n-frames", "3",
-                 "--height", "16", "--width", "16", "--steps", "3", "--out", str(inv)]) == 0  # fmt: skip
-    assert torch.load(inv, weights_only=True).shape == (1, 4, 3, 8, 8)
+                 "--height", "16", "--width", "16", "--steps", "3", "--out", str(inv), *bf16]) == 0  # fmt: skip
+    inverted = torch.load(inv, weights_only=True)
+    assert inverted.shape == (1, 4, 3, 8, 8) and inverted.dtype == torch.float32 and inverted.isfinite().all()
     gif = tmp_path / "edit.gif"
     assert main(["generate", "--model", str(tmp_path / "tuned"), "--prompt", "a blue square", "--inverted-latents",
-                 str(inv), "--steps", "3", "--out", str(gif)]) == 0  # fmt: skip
-    assert gif.is_file()
+                 str(inv), "--steps", "3", "--out", str(gif), *bf16]) == 0  # fmt: skip
+    assert gif.is_file() and not list(tmp_path.glob(".edit.*"))  # written atomically, no temporary left
 
     clip = CLIPModel(
         CLIPConfig(
@@ -169,6 +171,11 @@ def test_cli_generate_invert_and_evaluate(pipe, tmp_path, source_video_file):
     pipe.tokenizer.save_pretrained(tmp_path / "clip")
     scores = evaluate_video_file(gif, "a blue square", tmp_path / "clip")
     assert -1 <= scores["text_alignment"] <= 1 and -1 <= scores["frame_consistency"] <= 1
+    capsys.readouterr()
+    assert main(["evaluate", "--video", str(gif), "--prompt", "a blue square", "--clip", str(tmp_path / "clip"),
+                 *bf16]) == 0  # fmt: skip
+    in_bf16 = json.loads(capsys.readouterr().out)
+    assert abs(in_bf16["text_alignment"] - scores["text_alignment"]) < 0.05  # same model, bf16 rounding only
     still = tmp_path / "still.gif"
     from visioncore.viz import save_video
 

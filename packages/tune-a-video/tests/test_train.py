@@ -1,7 +1,10 @@
 import dataclasses
+import json
 from pathlib import Path
 
+import pytest
 import torch
+from diffusers.optimization import get_scheduler
 from tune_a_video.data import load_training_video
 from tune_a_video.losses import fixed_pair_loss
 from tune_a_video.models import InflatedUNet3DConditionModel
@@ -67,11 +70,35 @@ def test_validation_writes_inverted_latents(tiny_train_config):
     assert list((out / "samples" / "sample-2").glob("*.gif"))
 
 
-def test_two_process_training_keeps_ranks_identical(tiny_train_config, tmp_path):
-    cfg = dataclasses.replace(
-        tiny_train_config, max_train_steps=3, checkpointing_steps=100, output_dir=str(tmp_path / "ddp")
+def _single_process_lrs(cfg) -> list[float]:
+    """The schedule as one process sees it: one scheduler step per optimizer step."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.learning_rate)
+    schedule = get_scheduler(
+        cfg.lr_scheduler,
+        optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps,
+        num_training_steps=cfg.max_train_steps,
     )
+    lrs = []
+    for _ in range(cfg.max_train_steps):
+        optimizer.step()
+        schedule.step()
+        lrs.append(schedule.get_last_lr()[0])
+    return lrs
+
+
+def test_two_process_training_keeps_ranks_identical_and_the_lr_schedule(tiny_train_config, tmp_path):
+    cfg = dataclasses.replace(
+        tiny_train_config, max_train_steps=3, checkpointing_steps=100, output_dir=str(tmp_path / "ddp"),
+        lr_scheduler="linear", lr_warmup_steps=2, logging_steps=1,
+    )  # fmt: skip
     run_distributed(_rank_weights, cfg, num_processes=2)
+    log = Path(cfg.output_dir) / "logs" / "tune-a-video" / "metrics.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    # after k optimizer steps under 2 processes, the learning rate of a single process (not k * 2 scheduler steps)
+    assert [r["lr"] for r in rows] == pytest.approx(_single_process_lrs(cfg))
+    assert rows[0]["lr"] == pytest.approx(cfg.learning_rate / 2)
     w0 = torch.load(tmp_path / "ddp" / "weights-0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "ddp" / "weights-1.pt", weights_only=True)
     assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)

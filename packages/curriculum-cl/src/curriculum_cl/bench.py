@@ -18,6 +18,12 @@ from curriculum_cl.engine import FeatureSet, LearnerSettings, RunSpec, init_head
 from curriculum_cl.models.extractors import SmallCNN
 
 
+def _features(net: SmallCNN, x: torch.Tensor) -> torch.Tensor:
+    """The frozen trunk on its own device and dtype; float32 CPU features for the heads."""
+    weight = next(net.parameters())
+    return net.features(x.to(weight.device, weight.dtype)).float().cpu()
+
+
 def _recompute_run(
     net: SmallCNN, x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, run: RunSpec, settings: LearnerSettings
 ) -> None:
@@ -33,24 +39,25 @@ def _recompute_run(
         for _ in range(settings.passes):
             for idx in pool[torch.randperm(len(pool), generator=gen)].split(settings.batch_size):
                 with torch.no_grad():
-                    feats = net.features(x[idx])
+                    feats = _features(net, x[idx])
                 loss = torch.nn.functional.cross_entropy(head(feats), y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         with torch.no_grad():
-            torch.cat([head(net.features(c)) for c in xt.split(512)])
+            torch.cat([head(_features(net, c)) for c in xt.split(512)])
 
 
 def _case(
-    name: str, x, y, xt, yt, image_size: int, settings: LearnerSettings, cached_runs: int, recompute_runs: int
-) -> dict:
+    name: str, x, y, xt, yt, image_size: int, settings: LearnerSettings, cached_runs: int, recompute_runs: int,
+    device: torch.device, dtype: torch.dtype,
+) -> dict:  # fmt: skip
     torch.manual_seed(0)
-    net = SmallCNN(1, image_size).eval()
+    net = SmallCNN(1, image_size).eval().to(device, dtype)
     t0 = time.perf_counter()
     with torch.no_grad():
-        train = torch.cat([net.features(c) for c in x.split(512)])
-        test = torch.cat([net.features(c) for c in xt.split(512)])
+        train = torch.cat([_features(net, c) for c in x.split(512)])
+        test = torch.cat([_features(net, c) for c in xt.split(512)])
     extract_s = time.perf_counter() - t0
     feats = FeatureSet(train, y, test, yt)
     space = CurriculumSpace((0, 1, 2, 3, 4))
@@ -77,7 +84,10 @@ def _case(
     }
 
 
-def run_bench(quick: bool = False) -> dict:
+def run_bench(
+    quick: bool = False, *, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> dict:
+    device = device or torch.device("cpu")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     digits = restrict_classes(load_digits_dataset(), [0, 1, 2, 3, 4])
     tf = make_transform("digits", 0, 1, train=False)
@@ -93,6 +103,8 @@ def run_bench(quick: bool = False) -> dict:
             LearnerSettings(batch_size=16, passes=10),
             120 if quick else 360,
             2 if quick else 5,
+            device,
+            dtype,
         )
     ]
     rng = np.random.default_rng(0)
@@ -115,10 +127,15 @@ def run_bench(quick: bool = False) -> dict:
             LearnerSettings(batch_size=64, passes=1),
             24 if quick else 120,
             1,
+            device,
+            dtype,
         )
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"cases": results, "peak_rss_mb": peak_mb, "threads": torch.get_num_threads()}
+    return {
+        "cases": results, "peak_rss_mb": peak_mb, "threads": torch.get_num_threads(), "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+    }  # fmt: skip
 
 
 __all__ = ["run_bench", "extract_features"]

@@ -101,27 +101,6 @@ def generate_curricula(distances: np.ndarray, num_starts: int = 2) -> list[tuple
     return out
 
 
-def unit_distance_matrix(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    units: list[tuple[int, ...]],
-    *,
-    samples_per_unit: int,
-    metric: str = "cosine",
-    seed: int = 0,
-) -> np.ndarray:
-    """Distances between curriculum units (classes, or class pairs pooled into one prototype)."""
-    gen = torch.Generator().manual_seed(seed)
-    protos = []
-    for unit in units:
-        idx = torch.nonzero(torch.isin(labels, torch.tensor(unit)), as_tuple=True)[0]
-        if len(idx) == 0:
-            raise CurriculumError(f"no samples for class(es) {list(unit)}")
-        pick = idx[torch.randperm(len(idx), generator=gen)[:samples_per_unit]]
-        protos.append(class_prototypes(features[pick]))
-    return distance_matrix(np.stack(protos), metric)
-
-
 def _check_distances(distances: np.ndarray) -> np.ndarray:
     distances = np.asarray(distances, dtype=float)
     if distances.ndim != 2 or distances.shape[0] != distances.shape[1]:

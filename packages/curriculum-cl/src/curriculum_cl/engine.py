@@ -29,6 +29,7 @@ from curriculum_cl.losses import (
 )
 
 ALGORITHMS = ("naive", "ewc", "lwf", "replay", "si")
+FISHER_MODES = ("empirical_batch", "per_sample")
 
 
 @dataclass
@@ -59,11 +60,33 @@ class LearnerSettings:
     passes: int = 1
     dropout: float = 0.0
     ewc_lambda: float = 0.4
+    # empirical_batch: Avalanche's importance (squared minibatch-mean gradients; the default, for parity);
+    # per_sample: Kirkpatrick et al.'s empirical Fisher (mean of per-sample squared log-likelihood gradients).
+    ewc_fisher: str = "empirical_batch"
     lwf_alpha: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.333, 2.25, 3.2])
     lwf_temperature: float = 1.0
     replay_fraction: float = 0.1
     si_lambda: float = 1.0
     si_eps: float = 1e-7
+
+    def __post_init__(self) -> None:
+        from visioncore.config import ConfigError, in_range, positive
+
+        for name in ("num_outputs", "lr", "batch_size", "passes", "lwf_temperature", "si_eps"):
+            positive(f"learner.{name}", getattr(self, name))
+        for name in ("ewc_lambda", "si_lambda"):
+            positive(f"learner.{name}", getattr(self, name), allow_zero=True)
+        in_range("learner.replay_fraction", self.replay_fraction, 0.0, 1.0)
+        if self.ewc_fisher not in FISHER_MODES:
+            raise ConfigError(
+                f"learner.ewc_fisher must be one of {', '.join(FISHER_MODES)}, got {self.ewc_fisher!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"learner.dropout must be in [0, 1), got {self.dropout}")
+        if not self.lwf_alpha or any(a < 0 for a in self.lwf_alpha):
+            raise ConfigError(
+                f"learner.lwf_alpha must be a non-empty list of values >= 0, got {self.lwf_alpha}"
+            )
 
 
 @dataclass
@@ -80,11 +103,13 @@ class RunResults:
     """``acc [R, T, T]``: accuracy on experience j after experience i.
 
     ``drift [R, T]``: over experience t, the mean L2 change of the previously seen classes' logits on those classes'
-    own test images (NaN for t = 0).
+    own test images (NaN for t = 0). ``drift_centered``: the same with every logit vector centred (its mean over all
+    output units subtracted first), so a common shift of all logits, to which LwF's softmax is blind, does not count.
     """
 
     acc: np.ndarray
     drift: np.ndarray | None = None
+    drift_centered: np.ndarray | None = None
 
 
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
@@ -190,6 +215,7 @@ def run_heads(
 
     acc = np.zeros((R, num_exp, num_exp))
     drift = np.full((R, num_exp), np.nan) if record_drift else None
+    drift_centered = np.full((R, num_exp), np.nan) if record_drift else None
     ewc_anchors: list[list[torch.Tensor]] = []
     ewc_importances: list[list[torch.Tensor]] = []
     si_omega = [torch.zeros_like(p) for p in params]
@@ -248,7 +274,8 @@ def run_heads(
 
         if algorithm == "ewc":
             ewc_anchors.append([p.detach().clone() for p in params])
-            ewc_importances.append(fisher_diagonal(features, params, pools, settings.batch_size))
+            fisher = fisher_per_sample if settings.ewc_fisher == "per_sample" else fisher_diagonal
+            ewc_importances.append(fisher(features, params, pools, settings.batch_size))
         elif algorithm == "si":
             delta = [p.detach() - p0 for p, p0 in zip(params, start_params)]
             si_omega = si_consolidate(si_omega, si_path, delta, settings.si_eps)
@@ -263,12 +290,14 @@ def run_heads(
                 (correct[..., None] * test_onehot).sum(1) / test_onehot.sum(1).clamp_min(1)
             ).numpy()
             if record_drift and t > 0:
-                change = (test_logits - prev_test_logits) * seen_units[:, None, :]
                 old_images = ((test_exp < t) & (test_exp >= 0)).float()
-                norms = change.norm(dim=-1)
-                drift[:, t] = ((norms * old_images).sum(1) / old_images.sum(1).clamp_min(1)).numpy()
+                change = test_logits - prev_test_logits
+                centred = change - change.mean(-1, keepdim=True)  # = change of the centred logit vectors
+                for out, delta in ((drift, change), (drift_centered, centred)):
+                    norms = (delta * seen_units[:, None, :]).norm(dim=-1)
+                    out[:, t] = ((norms * old_images).sum(1) / old_images.sum(1).clamp_min(1)).numpy()
             prev_test_logits = test_logits
-    return RunResults(acc=acc, drift=drift)
+    return RunResults(acc=acc, drift=drift, drift_centered=drift_centered)
 
 
 def _gather(train: torch.Tensor, idx: torch.Tensor, views: int, gen: torch.Generator) -> torch.Tensor:
@@ -297,6 +326,29 @@ def fisher_diagonal(
             imp.add_(g.pow(2) * active[:, s].view((-1,) + (1,) * (g.ndim - 1)))
     counts = active.sum(1).clamp_min(1).float()
     return [imp / counts.view((-1,) + (1,) * (imp.ndim - 1)) for imp in importance]
+
+
+@torch.no_grad()
+def fisher_per_sample(
+    features: FeatureSet, params: list[torch.Tensor], pools: list[np.ndarray], batch_size: int
+) -> list[torch.Tensor]:
+    """EWC importances as Kirkpatrick et al. (2017) define the empirical Fisher: the mean over the experience's
+    samples of the squared gradient of each sample's log-likelihood log p(y | x). For the linear head the per-sample
+    gradient is closed-form, (p - onehot(y)) x^T for W and p - onehot(y) for b, so no per-sample backward is needed."""
+    batches = [_epoch_batches(p, batch_size, 1, None) for p in pools]
+    idx, smask, _ = _pad_batches(batches, batch_size)
+    W, b = params
+    fisher_w, fisher_b = torch.zeros_like(W), torch.zeros_like(b)
+    for s in range(idx.shape[1]):
+        x = features.train[0][idx[:, s]]  # [R, B, D]
+        y = features.train_labels[idx[:, s]]
+        mask = smask[:, s].to(x.dtype)[..., None]  # [R, B, 1]
+        residual = torch.softmax(torch.baddbmm(b[:, None, :], x, W.transpose(1, 2)), -1)
+        residual = (residual - torch.nn.functional.one_hot(y, W.shape[1]).to(x.dtype)) * mask  # [R, B, C]
+        fisher_w += torch.einsum("rbc,rbd->rcd", residual.pow(2), x.pow(2))
+        fisher_b += residual.pow(2).sum(1)
+    counts = smask.flatten(1).sum(1).clamp_min(1).to(W.dtype)
+    return [fisher_w / counts[:, None, None], fisher_b / counts[:, None]]
 
 
 def _memory_tensor(memory: list[dict[int, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:

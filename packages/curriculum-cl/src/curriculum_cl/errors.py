@@ -9,9 +9,5 @@ class DatasetError(ValueError):
     """A dataset file is missing, corrupt or not in the expected layout (the message names the file)."""
 
 
-class UnsafePickleError(DatasetError):
-    """A pickle asked for something other than numpy arrays, lists, dicts and plain scalars."""
-
-
 class ResumeMismatchError(ValueError):
     """An existing results table was written under another configuration."""

@@ -20,6 +20,7 @@ from curriculum_cl.config import AnalysisConfig
 from curriculum_cl.errors import DatasetError
 from curriculum_cl.scoring import f_score
 from curriculum_cl.train import read_results
+from visioncore.files import atomic_path, atomic_write_json
 from visioncore.viz import plot_curves
 
 
@@ -118,7 +119,7 @@ def compare(folder: str | Path, cfg: AnalysisConfig, out: str | Path | None = No
     }
     if cfg.human_csv:
         table["humans"] = _human_view(cfg, f_by_alg, cd[ran], sub_orders, ran)
-    (out / "agreement.json").write_text(json.dumps(table, indent=1))
+    atomic_write_json(out / "agreement.json", table, indent=1)
     _write_csv(out / "agreement.csv", table)
     _plots(out, algs, cd, ran, orders, np.array(designer["distances"]), cfg)
     return table
@@ -165,7 +166,7 @@ def _write_csv(path: Path, table: dict) -> None:
         "hamming_designer",
         "hamming_random",
     ]
-    with path.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["algorithm", *keys, "hamming_between_algorithms"])
         for alg, row in table["algorithms"].items():
@@ -186,7 +187,7 @@ def _plots(
         )
         ax.set_ylabel(f"F ({alg})")
     ax.set_xlabel("curricula sorted by F (error bars: std over seeds)")
-    fig.savefig(out / "f_per_curriculum.png")
+    _save(fig, out / "f_per_curriculum.png")
 
     fig = Figure(figsize=(4 * len(algs), 3.5), layout="constrained")
     for i, (alg, v) in enumerate(algs.items()):
@@ -195,18 +196,24 @@ def _plots(
         ax.set_xlabel("designer score")
         ax.set_ylabel("F")
         ax.set_title(alg)
-    fig.savefig(out / "designer_vs_f.png")
+    _save(fig, out / "designer_vs_f.png")
 
     ks = list(range(1, min(cfg.recall_k, len(ran)) + 1))
     curves = {
         alg: (ks, list(analysis.recall_at_k(v["f"][ran], cd[ran], ks).values())) for alg, v in algs.items()
     }
     curves["random"] = (ks, [k / len(ran) for k in ks])
-    plot_curves(out / "recall_at_k.png", curves, title="Recall@K: designer vs top-K by F", xlabel="K")
+    with atomic_path(out / "recall_at_k.png") as tmp:
+        plot_curves(tmp, curves, title="Recall@K: designer vs top-K by F", xlabel="K")
 
     fig = Figure(figsize=(4, 3.5), layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(distances, cmap="viridis")
     fig.colorbar(im, ax=ax)
     ax.set_title("designer distances between units")
-    fig.savefig(out / "distance_heatmap.png")
+    _save(fig, out / "distance_heatmap.png")
+
+
+def _save(fig: Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)

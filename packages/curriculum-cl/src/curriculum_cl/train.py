@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import torch
 
 from curriculum_cl.config import Config
 from curriculum_cl.curricula import CurriculumSpace, parse_classes, parse_curriculum_ids
-from curriculum_cl.data.datasets import ImageDataset, load_dataset, restrict_classes
+from curriculum_cl.data.datasets import FEATURE_DATASETS, ImageDataset, load_dataset, restrict_classes
 from curriculum_cl.data.features import cached, extract_features, make_transform
 from curriculum_cl.designer import class_prototypes, distance_matrix, rank_orders
 from curriculum_cl.engine import ALGORITHMS, FeatureSet, RunSpec, run_heads
@@ -28,6 +28,7 @@ from curriculum_cl.errors import CurriculumError, ResumeMismatchError
 from curriculum_cl.models.extractors import SmallCNN, build_extractor
 from curriculum_cl.scoring import alpha_beta, curriculum_scores, f_score
 from visioncore.config import to_dict
+from visioncore.files import atomic_write_bytes, atomic_write_json
 from visioncore.metrics import accuracy
 from visioncore.training import progress, seed_everything
 
@@ -66,15 +67,29 @@ def load_extractor(cfg: Config) -> torch.nn.Module:
     )
 
 
-def prepare(cfg: Config, out: Path, *, show_progress: bool = True) -> Prepared:
-    """Load the data, cache the frozen features and compute the designer's distances and scores."""
+def prepare(
+    cfg: Config,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Prepared:
+    """Load the data, cache the frozen features and compute the designer's distances and scores
+    (``--dataset structured``: the synthetic features themselves, no images and no extractor).
+
+    The frozen extractor runs on ``device`` (default: CUDA when available) in ``dtype``; features are stored in
+    float32 and the heads always train on the CPU."""
+    if cfg.data.dataset in FEATURE_DATASETS:
+        return _prepare_structured(cfg, out)
     dataset = load_dataset(cfg.data.dataset, cfg.data.root)
     space = curriculum_space(cfg, dataset)
     if max(space.classes) >= cfg.learner.num_outputs:
         raise CurriculumError(f"class {max(space.classes)} needs more than learner.num_outputs outputs")
     data = restrict_classes(dataset, list(space.classes), cfg.data.max_per_class)
-    # The frozen extractor runs once per image: on a GPU when there is one (the heads always train on the CPU).
-    extractor = load_extractor(cfg).to("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    extractor = load_extractor(cfg).to(device, dtype)  # runs once per image
     channels = cfg.extractor.in_channels
     bar = (lambda it: progress(it, desc="features", leave=False)) if show_progress else None
 
@@ -111,35 +126,87 @@ def prepare(cfg: Config, out: Path, *, show_progress: bool = True) -> Prepared:
         }
 
     tensors = cached(out / "features.safetensors", compute)
+    return _designer(cfg, out, space, tensors)
+
+
+def _prepare_structured(cfg: Config, out: Path) -> Prepared:
+    """The structured synthetic features (declared in ``data.structured``) as the feature cache."""
+    from curriculum_cl.data.synthetic import structured_features
+
+    space = curriculum_space(cfg)
+    if max(space.classes) > 4:
+        raise CurriculumError(f"--classes: structured has classes 0-4, got {list(space.classes)}")
+
+    def compute() -> dict[str, torch.Tensor]:
+        s = cfg.data.structured
+        arrays = structured_features(
+            dim=s.dim, n_train=s.n_train, n_test=s.n_test, far=s.far, near=s.near, noise=s.noise, seed=s.seed
+        )
+        data = {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}
+        gen = torch.Generator().manual_seed(cfg.designer.seed)
+        protos = []
+        for unit in space.units:
+            idx = torch.nonzero(torch.isin(data["train_labels"], torch.tensor(unit)), as_tuple=True)[0]
+            pick = idx[torch.randperm(len(idx), generator=gen)[: cfg.designer.samples_per_class]]
+            protos.append(torch.from_numpy(class_prototypes(data["train"][pick])))
+        data["prototypes"] = torch.stack(protos)
+        return data
+
+    tensors = cached(out / "features.safetensors", compute)
+    return _designer(cfg, out, space, tensors)
+
+
+def _designer(cfg: Config, out: Path, space: CurriculumSpace, tensors: dict[str, torch.Tensor]) -> Prepared:
+    """Feature set from the cache, the designer's distances and scores (written to ``designer.json``)."""
     features = FeatureSet(tensors["train"], tensors["train_labels"], tensors["test"], tensors["test_labels"])
     distances = distance_matrix(tensors["prototypes"].double().numpy(), cfg.designer.metric)
     scores = rank_orders(distances, space.orders)
-    (out / "designer.json").write_text(
-        json.dumps(
-            {
-                "units": [list(u) for u in space.units],
-                "metric": cfg.designer.metric,
-                "distances": distances.tolist(),
-                "scores": scores.tolist(),
-                "orders": ["".join(map(str, o)) for o in space.orders],
-            },
-            indent=1,
-        )
+    atomic_write_json(
+        out / "designer.json",
+        {
+            "units": [list(u) for u in space.units],
+            "metric": cfg.designer.metric,
+            "distances": distances.tolist(),
+            "scores": scores.tolist(),
+            "orders": ["".join(map(str, o)) for o in space.orders],
+            **({"true_similarity": tensors["similarity"].tolist()} if "similarity" in tensors else {}),
+        },
+        indent=1,
     )
     return Prepared(space, features, distances, scores)
 
 
-def _fingerprint(cfg: Config) -> str:
+def _fingerprint(cfg: Config, dtype: torch.dtype = torch.float32) -> str:
     relevant = {k: to_dict(cfg)[k] for k in ("data", "extractor", "learner", "designer")}
     relevant["base_seed"] = cfg.sweep.base_seed
+    if dtype != torch.float32:  # features of another precision are another table
+        relevant["extractor_dtype"] = str(dtype)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _complete_part(data: bytes) -> bytes:
+    """The part of an appended CSV up to its last line break: a sweep killed mid-write leaves a torn last row."""
+    return data[: data.rfind(b"\n") + 1]
+
+
+def drop_torn_row(path: Path) -> bool:
+    """Cut an incomplete last row off ``path`` (atomically) so that a resumed sweep reruns that run; True if cut."""
+    if not path.is_file():
+        return False
+    data = path.read_bytes()
+    complete = _complete_part(data)
+    if complete == data:
+        return False
+    atomic_write_bytes(path, complete)
+    return True
+
+
 def read_results(path: Path) -> list[dict]:
+    """The complete rows of ``results.csv`` (a torn last row, if any, is not a result)."""
     if not path.is_file():
         return []
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    text = _complete_part(path.read_bytes()).decode()
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     for row in rows:
         for key in ("curriculum_id", "seed"):
             row[key] = int(row[key])
@@ -148,8 +215,16 @@ def read_results(path: Path) -> list[dict]:
     return rows
 
 
-def sweep(cfg: Config, out: str | Path, *, show_progress: bool = True) -> dict:
-    """Run every (algorithm, curriculum, seed); resumable: finished runs in ``results.csv`` are kept and skipped."""
+def sweep(
+    cfg: Config,
+    out: str | Path,
+    *,
+    show_progress: bool = True,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict:
+    """Run every (algorithm, curriculum, seed); resumable: finished runs in ``results.csv`` are kept and skipped,
+    an incomplete last row (a sweep killed while writing it) is dropped and its run done again."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for alg in cfg.sweep.algorithms:
@@ -158,7 +233,7 @@ def sweep(cfg: Config, out: str | Path, *, show_progress: bool = True) -> dict:
                 f"--algorithms: unknown algorithm {alg!r}; choose from {', '.join(ALGORITHMS)}"
             )
     meta_path, results_path = out / "sweep_meta.json", out / "results.csv"
-    fingerprint = _fingerprint(cfg)
+    fingerprint = _fingerprint(cfg, dtype)
     if meta_path.is_file():
         previous = json.loads(meta_path.read_text()).get("fingerprint")
         if previous != fingerprint:
@@ -169,8 +244,9 @@ def sweep(cfg: Config, out: str | Path, *, show_progress: bool = True) -> dict:
     elif results_path.exists():
         raise ResumeMismatchError(f"{results_path}: results table without {meta_path.name}; use a new --out")
     seed_everything(cfg.sweep.base_seed)
-    prepared = prepare(cfg, out, show_progress=show_progress)
-    meta_path.write_text(json.dumps({"fingerprint": fingerprint, "config": to_dict(cfg)}, indent=1))
+    prepared = prepare(cfg, out, show_progress=show_progress, device=device, dtype=dtype)
+    atomic_write_json(meta_path, {"fingerprint": fingerprint, "config": to_dict(cfg)}, indent=1)
+    drop_torn_row(results_path)
     space = prepared.space
     ids = parse_curriculum_ids(cfg.sweep.curricula, len(space))
     done = {(r["algorithm"], r["curriculum_id"], r["seed"]) for r in read_results(results_path)}
@@ -179,7 +255,7 @@ def sweep(cfg: Config, out: str | Path, *, show_progress: bool = True) -> dict:
         for alg in cfg.sweep.algorithms
         for i in range(0, len(ids), cfg.sweep.chunk_size)
     ]
-    new_file = not results_path.exists()
+    new_file = not results_path.exists() or results_path.stat().st_size == 0
     with results_path.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RESULT_FIELDS)
         if new_file:
@@ -198,7 +274,7 @@ def sweep(cfg: Config, out: str | Path, *, show_progress: bool = True) -> dict:
                 writer.writerow(_row(alg, run, acc, space))
             fh.flush()
     summary = summarise(read_results(results_path), space)
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_json(out / "results.json", summary, indent=1)
     return summary
 
 
@@ -241,8 +317,14 @@ def summarise(rows: list[dict], space: CurriculumSpace) -> dict:
 # --------------------------------------------------------------------------------------------- teacher pre-training
 
 
-def pretrain_teacher(cfg: Config, out: str | Path) -> tuple[SmallCNN, float]:
-    """Train the small CNN on the teacher classes (digits 5-9 in the acceptance experiment), save_pretrained it."""
+def pretrain_teacher(
+    cfg: Config, out: str | Path, *, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> tuple[SmallCNN, float]:
+    """Train the small CNN on the teacher classes (digits 5-9 in the acceptance experiment), save_pretrained it.
+
+    Runs on ``device`` (default CPU); a ``dtype`` other than float32 trains under autocast (float32 weights)."""
+    device = device or torch.device("cpu")
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     out = Path(out)
     dataset = load_dataset(cfg.data.dataset, cfg.data.root)
     classes = parse_classes(cfg.teacher.classes)
@@ -255,27 +337,26 @@ def pretrain_teacher(cfg: Config, out: str | Path) -> tuple[SmallCNN, float]:
     yte = torch.tensor([remap[int(c)] for c in data.test.labels])
     torch.manual_seed(cfg.teacher.seed)
     net = SmallCNN(cfg.extractor.in_channels, cfg.data.image_size or xtr.shape[-1], num_classes=len(classes))
+    net = net.to(device)
+    xtr, ytr, xte, yte = xtr.to(device), ytr.to(device), xte.to(device), yte.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.teacher.lr)
     gen = torch.Generator().manual_seed(cfg.teacher.seed)
     test_acc = 0.0
     for epoch in range(cfg.teacher.epochs):
         net.train()
         for idx in torch.randperm(len(xtr), generator=gen).split(cfg.teacher.batch_size):
-            loss = torch.nn.functional.cross_entropy(net(xtr[idx]), ytr[idx])
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(net(xtr[idx]).float(), ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
         net.eval()
-        with torch.no_grad():
-            test_acc = accuracy(net(xte), yte)
+        with torch.no_grad(), autocast:
+            test_acc = accuracy(net(xte).float().cpu(), yte.cpu())
         if test_acc >= cfg.teacher.target_accuracy and epoch >= 1:
             break
-    net.save_pretrained(out)
+    net.cpu().save_pretrained(out)
     return net, test_acc
-
-
-def steps_per_experience(num_samples: int, batch_size: int, passes: int) -> int:
-    return passes * math.ceil(num_samples / batch_size)
 
 
 # ------------------------------------------------------------------------------------ full-backbone accelerate loop
@@ -325,21 +406,33 @@ class FullRun:
 
 
 def train_full(
-    cfg: Config, out: str | Path, *, resume: bool = False, stop_after: int | None = None
+    cfg: Config, out: str | Path, *, resume: bool = False, stop_after: int | None = None, cpu: bool = False
 ) -> FullRun:
     """One curriculum with a trainable extractor (features not cached): Avalanche-style per-experience loop on
     accelerate, with atomic checkpoints and exact resume. ``stop_after`` ends early after that many global steps
-    (used to test resuming)."""
+    (used to test resuming); ``cpu`` keeps accelerate off the GPU. There is no learning-rate schedule (constant Adam,
+    as the paper), so the scheduler rule of ``make_accelerator`` does not apply."""
     from torch.func import functional_call
 
     from curriculum_cl.data.features import TransformedSplit
     from curriculum_cl.losses import ewc_penalty, lwf_distillation
     from curriculum_cl.models.learner import Learner
-    from visioncore.training import CheckpointManager, check_finite, iterate_steps, make_accelerator
+    from visioncore.training import (
+        CheckpointManager,
+        check_finite,
+        iterate_steps,
+        make_accelerator,
+        save_final,
+        should_save,
+    )
 
     alg = cfg.train.algorithm
     if alg not in ("naive", "ewc", "lwf"):
         raise CurriculumError(f"train.algorithm: full-backbone mode supports naive, ewc, lwf (got {alg!r})")
+    if alg == "ewc" and cfg.learner.ewc_fisher != "empirical_batch":
+        raise CurriculumError(
+            "learner.ewc_fisher: full-backbone mode computes the empirical_batch importance only"
+        )
     out = Path(out)
     dataset = load_dataset(cfg.data.dataset, cfg.data.root)
     space = curriculum_space(cfg, dataset)
@@ -355,7 +448,11 @@ def train_full(
         model.extractor = load_extractor(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learner.lr)
     accelerator = make_accelerator(
-        out, mixed_precision=cfg.train.mixed_precision, config=to_dict(cfg), project_name="train_full"
+        out,
+        mixed_precision=cfg.train.mixed_precision,
+        config=to_dict(cfg),
+        project_name="train_full",
+        cpu=cpu,
     )
     state = StrategyState(len(experiences))
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -415,15 +512,16 @@ def train_full(
                         logits[None], prev[None], seen[None], mask, cfg.learner.lwf_temperature
                     )[0]
                 )
-            check_finite(loss, offsets[t] + local)
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
             step = offsets[t] + local + 1
-            accelerator.log({"loss": loss.item(), "experience": t}, step=step)
+            if step % cfg.train.log_every == 0 or step == end:  # the loop's only host syncs
+                check_finite(loss, step, accelerator=accelerator, checkpoint=ckpt.latest())
+                accelerator.log({"loss": loss.item(), "experience": t}, step=step)
             if step == end:
                 _end_of_experience(net, state, t, alg, loaders[t].dataset, cfg, test_x, exp_of_test, test_y)
-            if step % cfg.train.save_every == 0 or step == end:
+            if step == end or should_save(step, cfg.train.save_every, total):
                 ckpt.save(step)
             if stop_after is not None and step >= stop_after:
                 accelerator.end_training()
@@ -439,9 +537,9 @@ def train_full(
         "acc": state.acc.tolist(),
         "steps": step,
     }
+    save_final(accelerator, out, model=model, config=cfg, checkpoints=ckpt, step=step)
     if accelerator.is_main_process:
-        net.save_pretrained(out / "model")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        atomic_write_json(out / "metrics.json", metrics, indent=1)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return FullRun(metrics, net)
@@ -450,7 +548,8 @@ def train_full(
 @torch.no_grad()
 def _evaluate(net, test_x, exp_of_test, test_y, num_exp) -> torch.Tensor:
     net.eval()
-    pred = torch.cat([net(x).argmax(-1) for x in test_x.split(256)])
+    device = next(net.parameters()).device
+    pred = torch.cat([net(x.to(device)).argmax(-1).cpu() for x in test_x.split(256)])
     net.train()
     correct = (pred == test_y).float()
     return torch.stack([correct[exp_of_test == j].mean() for j in range(num_exp)])
@@ -462,11 +561,12 @@ def _end_of_experience(net, state, t, alg, train_set, cfg, test_x, exp_of_test, 
     if alg != "ewc":
         return
     loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.learner.batch_size, shuffle=False)
+    device = next(net.parameters()).device
     imps = [torch.zeros_like(p) for p in net.parameters()]
     net.eval()  # deterministic importances
     for x, y in loader:
         net.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        torch.nn.functional.cross_entropy(net(x.to(device)), y.to(device)).backward()
         for f, p in zip(imps, net.parameters()):
             f += p.grad.detach() ** 2 if p.grad is not None else 0
     net.zero_grad()

@@ -58,8 +58,10 @@ def time_tuning_step(
         unet.disable_gradient_checkpointing()
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=3e-5)
-    x = torch.randn(1, unet.config.in_channels, frames, latent_size, latent_size, device=device)
-    ctx = torch.randn(1, 77, unet.config.cross_attention_dim, device=device)
+    x = torch.randn(
+        1, unet.config.in_channels, frames, latent_size, latent_size, device=device, dtype=unet.dtype
+    )
+    ctx = torch.randn(1, 77, unet.config.cross_attention_dim, device=device, dtype=unet.dtype)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
@@ -82,17 +84,28 @@ def time_tuning_step(
     }  # fmt: skip
 
 
-def run_bench(sd_frames: int | None = None, sd_size: int = 512, steps: int = 2) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def run_bench(
+    sd_frames: int | None = None,
+    sd_size: int = 512,
+    steps: int = 2,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict:
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sd_frames = sd_frames if sd_frames is not None else (24 if device.type == "cuda" else 1)
-    results: dict = {"device": str(device), "torch_threads": torch.get_num_threads(), "tiny": [], "sd_v1": []}
+    results: dict = {
+        "device": str(device), "dtype": str(dtype).removeprefix("torch."), "torch_threads": torch.get_num_threads(),
+        "tiny": [], "sd_v1": [],
+    }  # fmt: skip
     torch.manual_seed(0)
-    tiny = InflatedUNet3DConditionModel(**TINY).to(device)
+    tiny = InflatedUNet3DConditionModel(**TINY).to(device, dtype)
     freeze_for_tuning(tiny)
     for sdpa in (True, False):
         for ckpt in (False, True):
             results["tiny"].append(time_tuning_step(tiny, 8, 16, max(steps, 3), sdpa, ckpt))
-    sd = InflatedUNet3DConditionModel().to(device)  # SD v1.x config, random weights (about 909 M parameters)
+    sd = InflatedUNet3DConditionModel().to(
+        device, dtype
+    )  # SD v1.x config, random weights (about 909 M parameters)
     freeze_for_tuning(sd)
     results["sd_v1_trainable_parameters"] = sum(p.numel() for p in sd.parameters() if p.requires_grad)
     results["sd_v1_total_parameters"] = sum(p.numel() for p in sd.parameters())

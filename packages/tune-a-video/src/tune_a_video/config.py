@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import load_config
+from visioncore.config import ConfigError, in_range, load_config, positive
 
 PACKAGE = "tune_a_video"
 
@@ -19,6 +19,11 @@ class TrainData:
     height: int = 512
     sample_start_idx: int = 0
     sample_frame_rate: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("n_sample_frames", "width", "height", "sample_frame_rate"):
+            positive(f"train_data.{name}", getattr(self, name))
+        positive("train_data.sample_start_idx", self.sample_start_idx, allow_zero=True)
 
 
 @dataclass
@@ -39,6 +44,11 @@ class ValidationData:
     use_inv_latent: bool = True
     num_inv_steps: int = 50
 
+    def __post_init__(self) -> None:
+        for name in ("video_length", "width", "height", "num_inference_steps", "num_inv_steps"):
+            positive(f"validation_data.{name}", getattr(self, name))
+        positive("validation_data.guidance_scale", self.guidance_scale, allow_zero=True)
+
 
 @dataclass
 class TrainConfig:
@@ -52,6 +62,8 @@ class TrainConfig:
     trainable_modules: list[str] = field(default_factory=lambda: ["attn1.to_q", "attn2.to_q", "attn_temp"])
     train_batch_size: int = 1
     max_train_steps: int = 500
+    # Loss logging, the non-finite check and its host sync happen every `logging_steps` optimizer steps (and at the end).
+    logging_steps: int = 10
     learning_rate: float = 3e-5
     lr_scheduler: str = "constant"
     lr_warmup_steps: int = 0
@@ -72,6 +84,21 @@ class TrainConfig:
     seed: int = 33
     trackers: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])
 
+    def __post_init__(self) -> None:
+        for name in (
+            "validation_steps", "train_batch_size", "max_train_steps", "logging_steps", "learning_rate",
+            "adam_epsilon", "max_grad_norm", "gradient_accumulation_steps", "checkpointing_steps",
+            "checkpoints_total_limit",
+        ):  # fmt: skip
+            positive(name, getattr(self, name))
+        positive("lr_warmup_steps", self.lr_warmup_steps, allow_zero=True)
+        positive("adam_weight_decay", self.adam_weight_decay, allow_zero=True)
+        in_range("adam_beta1", self.adam_beta1, 0.0, 1.0)
+        in_range("adam_beta2", self.adam_beta2, 0.0, 1.0)
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ConfigError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+
 
 def load_train_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    return load_config(TrainConfig, name_or_path, overrides, package=PACKAGE)
+    """A shipped config by name (``man-skiing``, ``tiny``) or a YAML path, then ``key.sub=value`` overrides."""
+    return load_config(TrainConfig, name_or_path, list(overrides), package=PACKAGE)

@@ -24,13 +24,16 @@ def clip_scores(
     size = model.config.vision_config.image_size
     pixels = F.interpolate(frames.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    image_embeds = model.get_image_features(pixel_values=(pixels - mean) / std)
+    pixels = ((pixels - mean) / std).to(
+        model.device, model.dtype
+    )  # preprocessed in fp32, run in the model's dtype
+    image_embeds = model.get_image_features(pixel_values=pixels)
     ids = tokenizer(
         [prompt], padding="max_length", max_length=77, truncation=True, return_tensors="pt"
     ).input_ids
-    text_embeds = model.get_text_features(input_ids=ids)
-    image_embeds = getattr(image_embeds, "pooler_output", image_embeds)
-    text_embeds = getattr(text_embeds, "pooler_output", text_embeds)
+    text_embeds = model.get_text_features(input_ids=ids.to(model.device))
+    image_embeds = getattr(image_embeds, "pooler_output", image_embeds).float().cpu()
+    text_embeds = getattr(text_embeds, "pooler_output", text_embeds).float().cpu()
     return {
         "frame_consistency": clip_frame_consistency(image_embeds.numpy()),
         "text_alignment": clip_text_alignment(image_embeds.numpy(), text_embeds[0].numpy()),
@@ -46,8 +49,14 @@ def load_clip(folder: str | Path) -> tuple[CLIPModel, CLIPTokenizer]:
     return CLIPModel.from_pretrained(folder).eval(), CLIPTokenizer.from_pretrained(folder)
 
 
-def evaluate_video_file(video: str | Path, prompt: str, clip_folder: str | Path) -> dict[str, float]:
-    """CLIP metrics of a generated GIF/MP4 against its prompt."""
+def evaluate_video_file(
+    video: str | Path,
+    prompt: str,
+    clip_folder: str | Path,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, float]:
+    """CLIP metrics of a generated GIF/MP4 against its prompt, the CLIP model on ``device`` in ``dtype``."""
     frames = read_video(video).float() / 255.0
     model, tokenizer = load_clip(clip_folder)
-    return clip_scores(frames, prompt, model, tokenizer)
+    return clip_scores(frames, prompt, model.to(device, dtype), tokenizer)

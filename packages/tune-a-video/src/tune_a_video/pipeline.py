@@ -125,10 +125,12 @@ class TuneAVideoPipeline(DiffusionPipeline):
 
         Uses diffusers' ``DDIMInverseScheduler`` built from the sampler's config; its step is upstream's ``next_step``:
         x_t = sqrt(a_t) x0_hat + sqrt(1 - a_t) eps_hat with x0_hat, eps_hat from the previous (lower) timestep.
+        The official ``next_step`` never clips x0_hat, so ``clip_sample`` is off here whatever the config says
+        (sampling keeps the scheduler's own setting).
         """
         allowed = set(inspect.signature(DDIMInverseScheduler.__init__).parameters)
         inverse = DDIMInverseScheduler.from_config(
-            {k: v for k, v in self.scheduler.config.items() if k in allowed}
+            {**{k: v for k, v in self.scheduler.config.items() if k in allowed}, "clip_sample": False}
         )
         inverse.set_timesteps(num_inference_steps, device=latents.device)
         context = self.encode_prompt([prompt] * latents.shape[0])
@@ -165,7 +167,9 @@ class TuneAVideoPipeline(DiffusionPipeline):
         )  # fmt: skip
         device = self.unet.device
         if latents is None:
-            latents = torch.randn(shape, generator=generator, device="cpu").to(device, self.unet.dtype)
+            # drawn on the generator's device (the model's when none is given), then moved
+            source = generator.device if generator is not None else device
+            latents = torch.randn(shape, generator=generator, device=source).to(device, self.unet.dtype)
         elif tuple(latents.shape) != shape:
             if latents.shape[0] == 1 and tuple(latents.shape[1:]) == shape[1:]:
                 latents = latents.expand(shape)

@@ -7,7 +7,6 @@ inversion of the source and from noise. Settings are fixed in ``configs/repro.ya
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import torch
 from diffusers import DDPMScheduler
 from torch import nn
 
-from visioncore.config import load_config, save_config
+from visioncore.config import ConfigError, in_range, load_config, positive, save_config
+from visioncore.files import atomic_path, atomic_write_json
 from visioncore.synthetic import COLORS
 from visioncore.training import seed_everything
 from visioncore.viz import save_video
@@ -65,6 +65,23 @@ class ReproConfig:
     edit_shape: str = "square"
     loss_pairs: int = 16
     object_threshold: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in (
+            "size", "frames", "norm_num_groups", "context_tokens", "pretrain_steps", "pretrain_batch",
+            "pretrain_lr", "tune_lr", "inversion_steps", "sample_steps", "loss_pairs",
+        ):  # fmt: skip
+            positive(name, getattr(self, name))
+        positive("tune_steps", self.tune_steps, allow_zero=True)
+        positive("guidance_scale", self.guidance_scale, allow_zero=True)
+        positive("color_jitter", self.color_jitter, allow_zero=True)
+        in_range("caption_dropout", self.caption_dropout, 0.0, 1.0)
+        in_range("object_threshold", self.object_threshold, 0.0, 1.0)
+        if not self.seeds:
+            raise ConfigError("seeds must name at least one seed")
+        unknown = sorted(set(self.colors + [self.source_color, self.edit_color]) - set(COLORS))
+        if unknown:
+            raise ConfigError(f"colors: unknown colour(s) {unknown} (known: {', '.join(sorted(COLORS))})")
 
 
 def pixel_scheduler() -> DDPMScheduler:
@@ -272,7 +289,8 @@ def run_seed(cfg, seed, folder, prompts, tokenizer, text_encoder, unet_2d, video
     o_2d = find_objects(per_frame, cfg.object_threshold)
     for name, v in [("source", video[0] / 2 + 0.5), ("recon", recon[0]), ("edit_inverted", edit_inv),
                     ("edit_noise", edit_noise), ("per_frame_2d", per_frame)]:  # fmt: skip
-        save_video(out / f"seed{seed}_{name}.gif", (v.permute(1, 0, 2, 3) * 255).round().byte(), fps=4)
+        with atomic_path(out / f"seed{seed}_{name}.gif") as tmp:
+            save_video(tmp, (v.permute(1, 0, 2, 3) * 255).round().byte(), fps=4)
     return {
         "inversion_recon_mse": inversion_mse,
         "data_variance": float(video.var()),
@@ -343,11 +361,11 @@ def run_repro(out: Path, config: str = "repro", overrides: list[str] | None = No
     metrics.update({k: float(np.mean([per_seed[s][k] for s in cfg.seeds])) for k in keys})
     metrics = {k: metrics[k] for k in METRIC_KEYS}
     mins = {k: float(np.min([per_seed[s][k] for s in cfg.seeds])) for k in keys}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_json(out / "metrics.json", metrics)
     checks = expectations(metrics, mins)
     report = {"per_seed": per_seed, "min": mins, "checks": {n: ok for n, ok, _ in checks},
               "seconds": time.time() - start, "source_caption": caption}  # fmt: skip
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    atomic_write_json(out / "report.json", report)
     print(f"\n{'expectation':45s} {'met':5s} measured (mean over seeds {cfg.seeds})")
     for name, ok, text in checks:
         print(f"{name:45s} {'yes' if ok else 'NO':5s} {text}")

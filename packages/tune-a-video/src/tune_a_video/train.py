@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from visioncore.config import save_config, to_dict
+from visioncore.files import atomic_path, atomic_write_json
 from visioncore.training import (
     CheckpointManager,
     check_finite,
@@ -27,6 +28,7 @@ from visioncore.training import (
     make_accelerator,
     progress,
     seed_everything,
+    should_save,
 )
 from visioncore.viz import save_video
 
@@ -34,6 +36,7 @@ from .config import TrainConfig
 from .data import TuneAVideoDataset, load_training_video
 from .losses import diffusion_loss, sample_timesteps
 from .models import InflatedUNet3DConditionModel, freeze_for_tuning
+from .models.unet import check_unimplemented_keys
 from .pipeline import TuneAVideoPipeline, ddim_from_config
 
 
@@ -57,6 +60,9 @@ def load_components(path: str | Path) -> Components:
             raise FileNotFoundError(
                 f"{path}: no {sub}/ folder (expected a Stable Diffusion folder in diffusers layout)"
             )
+    unet_config = path / "unet" / "config.json"
+    if unet_config.is_file():  # refuse what the UNet would not compute before loading anything
+        check_unimplemented_keys(json.loads(unet_config.read_text()), unet_config)
     scheduler_config = dict(DDPMScheduler.load_config(path, subfolder="scheduler"))
     ddim_from_config(scheduler_config, source=str(path / "scheduler"))  # rejects unknown scheduler classes
     return Components(
@@ -109,29 +115,29 @@ def _optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.opti
 def validate(pipe: TuneAVideoPipeline, cfg: TrainConfig, source_latents: torch.Tensor, step: int, out: Path):
     """Invert the source with the tuned UNet (empty prompt, no guidance), save it, sample the edited prompts."""
     v = cfg.validation_data
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator(device=source_latents.device).manual_seed(cfg.seed)
     latents = None
     if v.use_inv_latent:
         latents = pipe.invert(source_latents, num_inference_steps=v.num_inv_steps)
-        (out / "inv_latents").mkdir(parents=True, exist_ok=True)
-        torch.save(latents.cpu(), out / "inv_latents" / f"ddim_latent-{step}.pt")
+        with atomic_path(out / "inv_latents" / f"ddim_latent-{step}.pt") as tmp:
+            torch.save(latents.cpu(), tmp)
     sample_dir = out / "samples" / f"sample-{step}"
-    sample_dir.mkdir(parents=True, exist_ok=True)
     for prompt in v.prompts:
         video = pipe(
             prompt, video_length=v.video_length, height=v.height, width=v.width,
             num_inference_steps=v.num_inference_steps, guidance_scale=v.guidance_scale, latents=latents,
             generator=generator,
         ).videos  # fmt: skip
-        save_video(
-            sample_dir / f"{prompt[:80].replace('/', '_')}.gif",
-            (video[0].permute(1, 0, 2, 3) * 255).byte(),
-            8,
-        )
+        with atomic_path(sample_dir / f"{prompt[:80].replace('/', '_')}.gif") as tmp:
+            save_video(tmp, (video[0].permute(1, 0, 2, 3) * 255).byte(), 8)
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict:
-    """Run the tuning loop; returns the per-step losses, the step it started from and the tuned UNet."""
+    """Run the tuning loop; returns the losses at the log steps, the step it started from and the tuned UNet.
+
+    The learning-rate schedule counts optimizer steps: ``lr_scheduler.step()`` runs once per optimizer step (when
+    ``accelerator.sync_gradients``), whatever the number of processes.
+    """
     _check_xformers(cfg.enable_xformers_memory_efficient_attention)
     v = cfg.validation_data
     if v.height % 8 or v.width % 8:
@@ -148,8 +154,6 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         trackers=tuple(cfg.trackers), project_name="tune-a-video", config=to_dict(cfg),
     )  # fmt: skip
     seed_everything(cfg.seed)
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml")
 
     unet = parts.unet
     trainable = freeze_for_tuning(unet, tuple(cfg.trainable_modules))
@@ -158,9 +162,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = _optimizer(cfg, params)
     lr_scheduler = get_scheduler(
-        cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * cfg.gradient_accumulation_steps,
-        num_training_steps=cfg.max_train_steps * cfg.gradient_accumulation_steps,
-    )  # fmt: skip
+        cfg.lr_scheduler,
+        optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps,
+        num_training_steps=cfg.max_train_steps,
+    )
     prompt_ids = make_pipeline(parts).tokenize([td.prompt])[0]
     loader = DataLoader(TuneAVideoDataset(video, prompt_ids), batch_size=cfg.train_batch_size, shuffle=True)
     unet, optimizer, loader, lr_scheduler = accelerator.prepare(unet, optimizer, loader, lr_scheduler)
@@ -175,7 +181,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
 
     ckpt = CheckpointManager(accelerator, out, keep_last=cfg.checkpoints_total_limit)
     start = ckpt.resume() if resume else 0
-    total_steps = cfg.max_train_steps * cfg.gradient_accumulation_steps
+    accumulation = cfg.gradient_accumulation_steps
+    total_steps = cfg.max_train_steps * accumulation
     losses: list[float] = []
     pipe = make_pipeline(parts, accelerator.unwrap_model(unet))
     # visioncore.progress drops `disable` on non-main ranks (short-circuit), so pass it only without an accelerator.
@@ -193,42 +200,47 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             noise = torch.randn_like(latents)
             timesteps = sample_timesteps(parts.noise_scheduler, latents.shape[0]).to(latents.device)
             loss = diffusion_loss(unet, parts.noise_scheduler, latents, context, noise, timesteps)
-            check_finite(loss, step)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
-            lr_scheduler.step()
+            if accelerator.sync_gradients:  # one scheduler step per optimizer step
+                lr_scheduler.step()
             optimizer.zero_grad()
-        loss_value = accelerator.gather(loss.detach()).mean().item()
-        losses.append(loss_value)
-        accelerator.log({"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0]}, step=step + 1)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.4f}")
         done = step + 1
-        if (
-            accelerator.sync_gradients
-            and done % (cfg.validation_steps * cfg.gradient_accumulation_steps) == 0
-        ):
+        if accelerator.sync_gradients and (
+            (done // accumulation) % cfg.logging_steps == 0 or done == total_steps
+        ):  # the only host syncs of the loop
+            check_finite(loss, done, accelerator=accelerator, checkpoint=ckpt.latest())
+            loss_value = accelerator.gather(loss.detach()).mean().item()
+            losses.append(loss_value)
+            accelerator.log(
+                {"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0]}, step=done // accumulation
+            )
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        if accelerator.sync_gradients and done % (cfg.validation_steps * accumulation) == 0:
             if accelerator.is_main_process:
                 with torch.random.fork_rng(devices=[]):  # validation must not shift the training RNG stream
                     source = pipe.encode_video(
                         video.permute(1, 0, 2, 3)[None].to(accelerator.device, weight_dtype)
                     )
-                    validate(pipe, cfg, source.float(), done // cfg.gradient_accumulation_steps, out)
+                    validate(pipe, cfg, source.float(), done // accumulation, out)
             accelerator.wait_for_everyone()
-        if done % (cfg.checkpointing_steps * cfg.gradient_accumulation_steps) == 0 or done == total_steps:
+        if should_save(done, cfg.checkpointing_steps * accumulation, total_steps):
             ckpt.save(done)
     bar.close()
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         make_pipeline(parts, accelerator.unwrap_model(unet)).save_pretrained(out)
+        save_config(cfg, out / "config.yaml")
         summary = {
             "steps": cfg.max_train_steps, "resumed_from": start, "trainable_tensors": len(trainable),
             "first_loss": losses[0] if losses else math.nan, "last_loss": losses[-1] if losses else math.nan,
             "output_dir": str(out),
         }  # fmt: skip
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_json(out / "train_summary.json", summary)
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return {"losses": losses, "start": start, "unet": accelerator.unwrap_model(unet)}

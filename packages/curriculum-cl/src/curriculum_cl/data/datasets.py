@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curriculum_cl.data.safe_pickle import load_safe_pickle
 from curriculum_cl.errors import DatasetError
+from visioncore.safe_pickle import NUMPY_GLOBALS, restricted_load
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nod", "folder")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nod", "folder", "structured")
+# Feature-level synthetic data (no images, no extractor): see ``synthetic.structured_features``.
+FEATURE_DATASETS = ("structured",)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -132,7 +134,9 @@ def load_mnist_like(root: Path, name: str) -> ImageDataset:
 
 
 def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = load_safe_pickle(path)
+    # A restricted unpickler: numpy arrays and plain containers only; anything else (os.system, eval, ...) is refused
+    # before it runs. Python-2 pickles (the official release) need bytes keys.
+    batch = restricted_load(path, allowed=NUMPY_GLOBALS, encoding="bytes")
     if not isinstance(batch, dict):
         raise DatasetError(f"{path}: not a CIFAR batch (a {type(batch).__name__})")
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
@@ -239,6 +243,10 @@ def load_dataset(name: str, root: str | Path = "") -> ImageDataset:
         raise DatasetError(f"--dataset: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "digits":
         return load_digits_dataset()
+    if name in FEATURE_DATASETS:
+        raise DatasetError(
+            f"--dataset {name}: synthetic features, not images (the sweep and designer use it)"
+        )
     root = Path(root)
     if not str(root) or not root.is_dir():
         raise FileNotFoundError(f"--root: dataset folder not found: {root!s}")

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from curriculum_cl.data.datasets import ImageSplit
+from visioncore.files import atomic_path
 
 STATS = {
     "mnist": ((0.1307,), (0.3081,)),
@@ -96,13 +97,18 @@ def extract_features(
 ) -> torch.Tensor:
     """Features [N, D] of every image of ``split`` (``embed=True``: the designer embedding)."""
     extractor.eval()
-    device = next(extractor.parameters()).device
+    weight = next(extractor.parameters())  # inputs follow the extractor's device and dtype
+    device, dtype = weight.device, weight.dtype
     loader = torch.utils.data.DataLoader(
         TransformedSplit(split, transform), batch_size=batch_size, shuffle=False
     )
     fn = extractor.embed if embed else extractor
     batches = loader if progress is None else progress(loader)
-    return torch.cat([fn(x.to(device)).float().cpu() for x, _ in batches]) if len(split) else torch.zeros(0)
+    return (
+        torch.cat([fn(x.to(device, dtype)).float().cpu() for x, _ in batches])
+        if len(split)
+        else torch.zeros(0)
+    )
 
 
 def cached(path: Path, compute) -> dict[str, torch.Tensor]:
@@ -110,8 +116,6 @@ def cached(path: Path, compute) -> dict[str, torch.Tensor]:
     if path.is_file():
         return load_file(str(path))
     tensors = {k: v.contiguous() for k, v in compute().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
     return tensors

@@ -95,3 +95,43 @@ def _dump_cifar(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     }
     with path.open("wb") as fh:
         pickle.dump(batch, fh, protocol=2)
+
+
+def structured_features(
+    *,
+    dim: int = 64,
+    n_train: int = 100,
+    n_test: int = 50,
+    far: float = 6.0,
+    near: float = 1.5,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Cached features with a declared similarity structure (issue 13, ``--dataset structured``): 5 Gaussian classes in
+    ``dim`` dimensions, two pairs of near classes (0, 1) and (2, 3) and one far class 4.
+
+    Pair and far centres sit on orthogonal directions at distance ``far`` from the origin; the two classes of a pair
+    are ``near`` apart (each ``near / 2`` from the pair centre along its own orthogonal direction); samples add
+    isotropic noise of std ``noise``. Returns train/test features and labels and ``similarity``, the true cosine
+    similarity of the class means (what the designer should recover).
+    """
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.normal(size=(dim, 6)))  # 6 orthonormal directions
+    group_centre = [far * basis[:, 0], far * basis[:, 1], far * basis[:, 2]]
+    means = np.stack(
+        [
+            group_centre[0] + near / 2 * basis[:, 3],
+            group_centre[0] - near / 2 * basis[:, 3],
+            group_centre[1] + near / 2 * basis[:, 4],
+            group_centre[1] - near / 2 * basis[:, 4],
+            group_centre[2],
+        ]
+    )
+    out: dict[str, np.ndarray] = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = np.concatenate([m + noise * rng.normal(size=(n, dim)) for m in means])
+        out[split] = x.astype(np.float32)
+        out[f"{split}_labels"] = np.repeat(np.arange(5), n)
+    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
+    out["similarity"] = unit @ unit.T
+    return out

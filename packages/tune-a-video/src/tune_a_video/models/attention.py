@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
-from diffusers.models.attention_processor import Attention, AttnProcessor, AttnProcessor2_0
+from diffusers.models.attention_processor import Attention
 from einops import rearrange
 from torch import nn
 
@@ -22,8 +22,13 @@ def sparse_causal_frame_index(video_length: int, device: torch.device | None = N
 
 
 def _attend(attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, use_sdpa: bool):
-    """Multi-head attention of (n, lq, c) queries on (n, lk, c) keys/values, returning (n, lq, c)."""
-    if use_sdpa:
+    """Multi-head attention of (n, lq, c) queries on (n, lk, c) keys/values, returning (n, lq, c).
+
+    With ``upcast_attention`` (SD 2.x) and half-precision inputs, q.k and the softmax run in float32 and the weighted
+    sum in the input dtype, as the official code and diffusers' ``get_attention_scores`` do; fused SDPA would
+    compute them in half precision, where scores of large q and k overflow. In float32 both paths are the same.
+    """
+    if use_sdpa and not (attn.upcast_attention and query.dtype != torch.float32):
         heads = attn.heads
         q, k, v = (rearrange(t, "n l (h d) -> n h l d", h=heads) for t in (query, key, value))
         out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
@@ -73,9 +78,32 @@ class SparseCausalAttnProcessor:
         return attn.to_out[1](out)
 
 
-def standard_processor(use_sdpa: bool) -> AttnProcessor | AttnProcessor2_0:
-    """diffusers' own processor for cross- and temporal attention (SDPA or the plain softmax path)."""
-    return AttnProcessor2_0() if use_sdpa else AttnProcessor()
+class PlainAttnProcessor:
+    """Cross-attention (``attn2``) and temporal attention (``attn_temp``): diffusers' ``AttnProcessor2_0`` /
+    ``AttnProcessor`` computation for these layers (no mask, norm or residual inside), through :func:`_attend` so
+    that ``upcast_attention`` holds on the SDPA path too."""
+
+    def __init__(self, use_sdpa: bool = True) -> None:
+        self.use_sdpa = use_sdpa
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if attention_mask is not None:
+            raise ValueError("cross- and temporal attention take no mask")
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        query, key, value = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+        out = attn.to_out[0](_attend(attn, query, key, value, self.use_sdpa))
+        return attn.to_out[1](out)
+
+
+def standard_processor(use_sdpa: bool) -> PlainAttnProcessor:
+    """The processor of cross- and temporal attention (SDPA or the plain softmax path)."""
+    return PlainAttnProcessor(use_sdpa)
 
 
 class BasicTransformerBlock3D(nn.Module):
@@ -99,13 +127,13 @@ class BasicTransformerBlock3D(nn.Module):
         self.attn2 = Attention(
             query_dim=dim,
             cross_attention_dim=cross_attention_dim,
-            processor=AttnProcessor2_0(),
+            processor=PlainAttnProcessor(),
             **attn_kwargs,
         )
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, activation_fn="geglu")
         self.norm_temp = nn.LayerNorm(dim)
-        self.attn_temp = Attention(query_dim=dim, processor=AttnProcessor2_0(), **attn_kwargs)
+        self.attn_temp = Attention(query_dim=dim, processor=PlainAttnProcessor(), **attn_kwargs)
         # Upstream zeroes only the weight of the T-Attn output projection; its bias keeps the default init.
         nn.init.zeros_(self.attn_temp.to_out[0].weight)
 

@@ -281,6 +281,7 @@ class InflatedUNet3DConditionModel(ModelMixin, ConfigMixin):
         config["mid_block_type"] = str(config.get("mid_block_type") or MID).replace("2D", "3D")
         if config.get("num_attention_heads") is not None:  # newer SD configs name the head count explicitly
             config["attention_head_dim"] = config["num_attention_heads"]
+        check_unimplemented_keys(config, config_file)
         known = {k: v for k, v in config.items() if k in _init_arg_names()}
         model = cls(**known)
         state = load_unet_weights(folder)
@@ -310,6 +311,50 @@ def _init_arg_names() -> set[str]:
     import inspect
 
     return set(inspect.signature(InflatedUNet3DConditionModel.__init__).parameters) - {"self"}
+
+
+# Keys read by the loader itself (a head count under its newer name), beyond the constructor's arguments.
+_LOADER_KEYS = {"num_attention_heads"}
+
+
+def _is_default(value: object, default: object) -> bool:
+    """``value`` equals ``default``; a per-block list counts as default when every entry is the scalar default."""
+    if isinstance(value, list | tuple):
+        if isinstance(default, list | tuple):
+            return list(value) == list(default)
+        return all(v == default for v in value)
+    return value == default
+
+
+def check_unimplemented_keys(config: dict, source: str | Path) -> None:
+    """Refuse a UNet config that asks for something this UNet does not compute (issue 23, item 3).
+
+    Keys of diffusers' ``UNet2DConditionModel`` (and of the official ``UNet3DConditionModel``) that we do not implement
+    (``center_input_sample``, ``resnet_time_scale_shift``, ``class_embed_type``, ``transformer_layers_per_block``,
+    ``attention_type``, ``conv_in_kernel``, ...) pass only at their default value; bookkeeping keys (``_class_name``,
+    ``_diffusers_version``, any ``_``-prefixed key) always pass; a key unknown to both must be null.
+    """
+    import inspect
+
+    from diffusers import UNet2DConditionModel
+
+    official = {
+        name: p.default
+        for name, p in inspect.signature(UNet2DConditionModel.__init__).parameters.items()
+        if name != "self"
+    }
+    implemented = _init_arg_names() | _LOADER_KEYS
+    for key, value in config.items():
+        if key.startswith("_") or key in implemented:
+            continue
+        if key not in official:
+            if value is not None:
+                raise CheckpointLayoutError(f"{source}: unknown UNet config key {key!r} = {value!r}")
+        elif not _is_default(value, official[key]):
+            raise CheckpointLayoutError(
+                f"{source}: UNet config key {key!r} = {value!r} is not implemented "
+                f"(only its default {official[key]!r} is supported)"
+            )
 
 
 def load_unet_weights(folder: Path) -> dict[str, torch.Tensor]:
