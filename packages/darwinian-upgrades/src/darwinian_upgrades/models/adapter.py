@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from darwinian_upgrades.models.embedding import EmbeddingModel
+from darwinian_upgrades.models.embedding import EmbeddingModel, class_logits
 from visioncore.hub import PretrainedMixin
 
 
@@ -66,9 +66,21 @@ class UpgradeModel(nn.Module):
             self.old.eval()
         return self
 
-    @torch.no_grad()
-    def old_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(φ_o(x), ω_o·φ_o(x)) without gradients, from the eval-mode old model."""
-        assert self.old is not None
-        feats = self.old.embed(images)
-        return feats, self.old.logits(feats)
+    def set_old_weight(self, weight: torch.Tensor) -> None:
+        """Old classifier rows used for old logits and the influence losses (real rows plus synthesised ones)."""
+        self.register_buffer("old_weight", weight.detach().clone(), persistent=False)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """New features and logits; with an old model also its (gradient-free) features and logits, and ψ(φ_o)."""
+        new_feats, new_logits = self.new(images, labels)
+        out = {"new_feats": new_feats, "new_logits": new_logits}
+        if self.old is not None:
+            with torch.no_grad():
+                old_feats = self.old.embed(images)
+                weight = getattr(self, "old_weight", self.old.fc_classifier.weight)
+                scale = self.old.scale if self.old.head != "linear" else None
+                out["old_feats"] = old_feats
+                out["old_logits"] = class_logits(old_feats, weight, head=self.old.head, scale=scale)
+            if self.adapter is not None:
+                out["adapted"] = self.adapter(old_feats)
+        return out
