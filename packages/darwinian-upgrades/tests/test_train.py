@@ -32,7 +32,7 @@ def test_dmu_with_unit_scores_and_identity_psi_equals_bct(tiny_cfg):
     images, labels = toy_images()[:16]
     torch.manual_seed(0)
     old = EmbeddingModel(6, backbone="tiny", width=0.5, embed_dim=32)
-    grads = {}
+    grads, terms = {}, {}
     for role, adapter in (("bct", None), ("dmu", ForwardAdapter(32, 32, identity=True))):
         torch.manual_seed(1)
         new = EmbeddingModel(6, backbone="tiny", embed_dim=32)
@@ -41,9 +41,9 @@ def test_dmu_with_unit_scores_and_identity_psi_equals_bct(tiny_cfg):
         assert ("fa" in losses) == (role == "dmu")
         sum(losses.values()).backward()
         grads[role] = {n: p.grad.clone() for n, p in new.named_parameters()}
-        if role == "dmu":
-            assert torch.equal(losses["sbc"], bct_losses["bct"])
-        bct_losses = losses
+        terms[role] = losses
+    assert torch.equal(terms["dmu"]["sbc"], terms["bct"]["bct"])
+    assert torch.equal(terms["dmu"]["ce"], terms["bct"]["ce"])
     assert all(torch.equal(grads["bct"][n], grads["dmu"][n]) for n in grads["bct"])
 
 

@@ -56,7 +56,9 @@ class _TestSet:
         self.gallery_paths = [p for p, _ in gallery]
 
 
-def _evaluate(prefix: str, test: _TestSet, models: dict, adapters: dict, quality: dict, cfg: Config, seed: int):
+def _evaluate(
+    prefix: str, test: _TestSet, models: dict, adapters: dict, quality: dict, cfg: Config, seed: int
+):
     rc = cfg.repro
     q = {name: extract(m, test.query)[0] for name, m in models.items()}
     g_old, g_old_logits, _ = extract(models["old"], test.gallery)
@@ -71,7 +73,9 @@ def _evaluate(prefix: str, test: _TestSet, models: dict, adapters: dict, quality
         sims[f"{m}_new_adapted"] = cosine_similarity(q[m], g_adapt[m])
     out: dict[str, float] = {}
     rng = np.random.default_rng(seed)
-    out["map_chance"] = float(np.mean([map_at_k_gt(rng.random(sims["old_old"].shape), test.gt, rc.k) for _ in range(10)]))
+    out["map_chance"] = float(
+        np.mean([map_at_k_gt(rng.random(sims["old_old"].shape), test.gt, rc.k) for _ in range(10)])
+    )
     for name, sim in sims.items():
         out[f"map_{name}"] = map_at_k_gt(sim, test.gt, rc.k)
         out[f"r1_{name}"] = _r1(sim, test.gt)
@@ -86,9 +90,14 @@ def _evaluate(prefix: str, test: _TestSet, models: dict, adapters: dict, quality
     curves: dict[str, list[float]] = {}
     bases = {"dmu": g_adapt["dmu"], "bct": g_old}
     for m in ("dmu", "bct"):
-        def curve(order: torch.Tensor) -> list[float]:
-            return [map_at_k_gt(cosine_similarity(q[m], backfilled_gallery(bases[m], g[m], order, f)), test.gt, rc.k)
-                    for f in rc.fractions]
+
+        def curve(order: torch.Tensor, m: str = m) -> list[float]:
+            return [
+                map_at_k_gt(
+                    cosine_similarity(q[m], backfilled_gallery(bases[m], g[m], order, f)), test.gt, rc.k
+                )
+                for f in rc.fractions
+            ]
 
         curves[f"{m}_uncertainty"] = curve(backfill_order(uncertainty))
         draws = []
@@ -99,8 +108,11 @@ def _evaluate(prefix: str, test: _TestSet, models: dict, adapters: dict, quality
         for order in ("uncertainty", "random"):
             out[f"backfill_auc_{m}_{order}"] = curve_area(rc.fractions, curves[f"{m}_{order}"])
     out["backfill_dip_bct_random"] = _dip(curves["bct_random"], rc.fractions)
-    out["backfill_end_gap"] = max(abs(curves[f"{m}_{o}"][-1] - out[f"map_{m}_new_new"])
-                                  for m in ("dmu", "bct") for o in ("uncertainty", "random"))
+    out["backfill_end_gap"] = max(
+        abs(curves[f"{m}_{o}"][-1] - out[f"map_{m}_new_new"])
+        for m in ("dmu", "bct")
+        for o in ("uncertainty", "random")
+    )
     gallery_q = [quality[p] for p in test.gallery_paths]
     out["spearman_uncertainty_quality"] = float(spearmanr(uncertainty.numpy(), gallery_q)[0])
     return {f"{prefix}{k}": v for k, v in out.items()}, curves
@@ -112,8 +124,9 @@ def run_seed(out: Path, cfg: Config, seed: int) -> tuple[dict[str, float], dict]
     ann = root / "annotation" / "gldv2"
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
     train_set = ImageListDataset(root, read_label_list(ann / "label_81313.txt"), cfg.data, train=True)
-    old_set = ImageListDataset(root, read_label_list(ann / split_file_name(cfg.repro.old_fraction, "data")),
-                               cfg.data, train=True)
+    old_set = ImageListDataset(
+        root, read_label_list(ann / split_file_name(cfg.repro.old_fraction, "data")), cfg.data, train=True
+    )
     runs = out / "runs" / f"seed{seed}"
     num_classes = cfg.repro.train_landmarks
     models = {"old": train(cfg, "old", runs / "old", old_set, num_classes=num_classes)}
@@ -122,15 +135,20 @@ def run_seed(out: Path, cfg: Config, seed: int) -> tuple[dict[str, float], dict]
     adapters = {}
     cached = {}
     for m in ("dmu", "bct"):
-        cached[m] = adapter_features(models["old"], models[m], train_set, tau=cfg.loss.tau, num_classes=num_classes)
+        cached[m] = adapter_features(
+            models["old"], models[m], train_set, tau=cfg.loss.tau, num_classes=num_classes
+        )
         adapters[m] = train_adapter(cfg, runs / f"psi_{m}", cached[m], models[m])
     quality = read_quality(root / "annotation" / "quality.csv")
     scores = cached["dmu"].tensors[2].numpy()
-    metrics = {"spearman_score_quality": float(spearmanr(scores, [quality[p] for p, _ in train_set.entries])[0])}
+    metrics = {
+        "spearman_score_quality": float(spearmanr(scores, [quality[p] for p, _ in train_set.entries])[0])
+    }
     curves = {}
     for prefix, folder in (("", "gldv2"), ("open_", "gldv2_open")):
-        values, curves[prefix or "seen"] = _evaluate(prefix, _TestSet(root, folder, cfg), models, adapters, quality,
-                                                     cfg, seed)
+        values, curves[prefix or "seen"] = _evaluate(
+            prefix, _TestSet(root, folder, cfg), models, adapters, quality, cfg, seed
+        )
         metrics.update(values)
     return metrics, curves
 
@@ -145,7 +163,13 @@ GATES = [  # (name, left key, comparison, right key or None, offset)
     ("open: DMU adapted >= BCT cross", "open_map_dmu_new_adapted", ">=", "open_map_bct_new_old", 0.0),
     ("DMU self >= BCT self", "map_dmu_new_new", ">=", "map_bct_new_new", -0.01),
     ("DMU flips fewer", "nfr_dmu_adapted", "<=", "nfr_bct_cross", -0.02),
-    ("uncertainty order beats random (DMU)", "backfill_auc_dmu_uncertainty", ">=", "backfill_auc_dmu_random", 0.005),
+    (
+        "uncertainty order beats random (DMU)",
+        "backfill_auc_dmu_uncertainty",
+        ">=",
+        "backfill_auc_dmu_random",
+        0.005,
+    ),
     ("DMU backfill beats BCT random", "backfill_auc_dmu_uncertainty", ">=", "backfill_auc_bct_random", 0.03),
     ("score falls with noise", "spearman_score_quality", "<=", None, -0.3),
     ("uncertainty rises with noise", "spearman_uncertainty_quality", ">=", None, 0.3),
@@ -175,8 +199,16 @@ def repro(cfg: Config, out: str | Path) -> dict[str, float]:
     means = {k: float(np.mean([per_seed[s][k] for s in per_seed])) for k in keys}
     means["seconds_total"] = time.time() - start
     gates = check_gates(means)
-    atomic_write_json(out / "details.json", {"per_seed": per_seed, "gates": gates, "curves": curves,
-                                             "fractions": cfg.repro.fractions, "seeds": cfg.repro.seeds})
+    atomic_write_json(
+        out / "details.json",
+        {
+            "per_seed": per_seed,
+            "gates": gates,
+            "curves": curves,
+            "fractions": cfg.repro.fractions,
+            "seeds": cfg.repro.seeds,
+        },
+    )
     atomic_write_json(out / "metrics.json", means)
     _plot(out / "backfill.png", curves, cfg.repro.fractions)
     return means
@@ -185,10 +217,17 @@ def repro(cfg: Config, out: str | Path) -> dict[str, float]:
 def _plot(path: Path, curves: dict, fractions: list[float]) -> None:
     from visioncore.viz import plot_curves
 
-    mean = {name: np.mean([c["seen"][name] for c in curves.values()], axis=0) for name in next(iter(curves.values()))["seen"]}
+    mean = {
+        name: np.mean([c["seen"][name] for c in curves.values()], axis=0)
+        for name in next(iter(curves.values()))["seen"]
+    }
     with atomic_path(path) as tmp:
-        plot_curves(tmp, {k: (np.asarray(fractions), v) for k, v in mean.items()},
-                    title="backfilling (mAP@100, seen landmarks)", xlabel="fraction backfilled")
+        plot_curves(
+            tmp,
+            {k: (np.asarray(fractions), v) for k, v in mean.items()},
+            title="backfilling (mAP@100, seen landmarks)",
+            xlabel="fraction backfilled",
+        )
 
 
 def table(means: dict[str, float], details: dict | None = None) -> str:

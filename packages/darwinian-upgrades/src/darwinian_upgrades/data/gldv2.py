@@ -102,8 +102,11 @@ def _random_resized_crop(image: Image.Image, size: int) -> Image.Image:
     return image
 
 
-def load_image(path: Path, cfg: DataConfig, *, train: bool) -> torch.Tensor:
-    """An RGB image file as a normalised [3, s, s] tensor; a broken file is a ``ValueError`` naming it."""
+def load_image(
+    path: Path, cfg: DataConfig, *, train: bool, box: Sequence[float] | None = None
+) -> torch.Tensor:
+    """An RGB image file as a normalised [3, s, s] tensor (cropped to ``box`` = x1, y1, x2, y2 first, if given);
+    a broken file is a ``ValueError`` naming it."""
     try:
         with Image.open(path) as im:
             image = im.convert("RGB")
@@ -111,6 +114,8 @@ def load_image(path: Path, cfg: DataConfig, *, train: bool) -> torch.Tensor:
         raise FileNotFoundError(f"{path}: image not found") from None
     except Exception as err:  # PIL's UnidentifiedImageError, truncated files, ...
         raise ValueError(f"{path}: unreadable image ({type(err).__name__})") from None
+    if box is not None:
+        image = image.crop(tuple(round(v) for v in box))
     if train and cfg.augment:
         image = _random_resized_crop(image, cfg.image_size)
     else:
@@ -124,22 +129,31 @@ def load_image(path: Path, cfg: DataConfig, *, train: bool) -> torch.Tensor:
 class ImageListDataset(Dataset):
     """(image, label) pairs of a list file's entries, images read relative to ``root``."""
 
-    def __init__(self, root: str | Path, entries: Sequence[tuple[str, int]], cfg: DataConfig, *, train: bool):
+    def __init__(
+        self,
+        root: str | Path,
+        entries: Sequence[tuple[str, int]],
+        cfg: DataConfig,
+        *,
+        train: bool,
+        boxes: Sequence[Sequence[float] | None] | None = None,
+    ):
         self.root, self.entries, self.cfg, self.train = Path(root), list(entries), cfg, train
+        self.boxes = list(boxes) if boxes is not None else [None] * len(self.entries)
         self._cache: list[torch.Tensor] | None = None
         if cfg.cache and not (train and cfg.augment):
-            self._cache = [load_image(self.root / p, cfg, train=train) for p, _ in self.entries]
+            self._cache = [self._load(i) for i in range(len(self.entries))]
+
+    def _load(self, index: int) -> torch.Tensor:
+        path = self.root / self.entries[index][0]
+        return load_image(path, self.cfg, train=self.train, box=self.boxes[index])
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.entries[index]
-        image = (
-            self._cache[index]
-            if self._cache is not None
-            else load_image(self.root / path, self.cfg, train=self.train)
-        )
+        label = self.entries[index][1]
+        image = self._cache[index] if self._cache is not None else self._load(index)
         return image, label
 
 

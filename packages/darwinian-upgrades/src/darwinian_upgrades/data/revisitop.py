@@ -22,10 +22,11 @@ def _text(x) -> str:
 
 def load_gnd(path: str | Path) -> RevisitopGnd:
     """Read a revisitop gnd pickle; forbidden globals raise ``UnsafePickleError`` (a ValueError) naming them."""
-    from visioncore.safe_pickle import NUMPY_GLOBALS, restricted_load
+    from visioncore.safe_pickle import BUILTIN_CONTAINER_GLOBALS, NUMPY_GLOBALS, restricted_load
 
     path = Path(path)
-    obj = restricted_load(path, allowed=NUMPY_GLOBALS, what="revisitop gnd file")
+    # revisitop ships python-2 pickles: their byte strings decode as latin-1
+    obj = restricted_load(path, allowed=NUMPY_GLOBALS | BUILTIN_CONTAINER_GLOBALS, encoding="latin1")
     if isinstance(obj, dict):
         obj = {_text(k): v for k, v in obj.items()}
     if not isinstance(obj, dict) or not {"imlist", "qimlist", "gnd"} <= obj.keys():
