@@ -119,6 +119,14 @@ def test_ms1m_recordio_by_struct(tmp_path):
     image, label = data[2]
     assert label == 2 and image.shape == (3, 112, 112)
     assert abs(float(image.mean()) - (80 / 127.5 - 1)) < 0.02
+    from darwinian_upgrades.cli import main
+
+    assert (
+        main(["split-gldv2", str(tmp_path), "--by", "class", "--fraction", "0.34", "--out", str(tmp_path)])
+        == 0
+    )
+    split = read_label_list(tmp_path / "gldv2_train_old_34percent_class.txt")
+    assert len(split) == 1 and MS1MDataset(tmp_path, split)[0][1] == split[0][1]
     (tmp_path / "train.idx").write_text("0\tzero\n")
     with pytest.raises(ValueError, match=r"train.idx:1"):
         MS1MDataset(tmp_path)

@@ -119,3 +119,14 @@ def test_upgrade_model_keeps_old_frozen_and_in_eval():
     pair.train()
     assert not old.training and new.training
     assert all(not p.requires_grad for p in old.parameters())
+
+
+def test_iresnet_backbones_give_7x7_maps_for_faces_and_deeper_is_bigger():
+    small = EmbeddingModel(4, backbone="iresnet18", width=0.125, embed_dim=16, head="arcface")
+    big = EmbeddingModel(4, backbone="iresnet50", width=0.125, embed_dim=16, head="arcface")
+    maps = small._maps(torch.randn(1, 3, 112, 112))
+    assert maps.shape == (1, 64, 7, 7)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(big) > 2 * count(small)
+    feats, logits = small(torch.randn(2, 3, 112, 112), torch.tensor([0, 1]))
+    assert feats.shape == (2, 16) and logits.abs().max() <= 64.0 + 1e-4

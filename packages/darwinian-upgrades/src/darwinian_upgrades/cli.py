@@ -53,9 +53,14 @@ def _load_adapter(path: str | Path):
 
 
 def _dataset(cfg, list_file: str, *, train: bool):
+    """A training/gallery set: GLDv2 image lists, or MS1M records (all, or those of a ``<key> <label>`` list)."""
     from darwinian_upgrades.data.gldv2 import ImageListDataset, read_label_list
 
     root = Path(cfg.data.root)
+    if cfg.data.format == "ms1m":
+        from darwinian_upgrades.data.ms1m import MS1MDataset
+
+        return MS1MDataset(root, read_label_list(root / list_file) if list_file else None)
     return ImageListDataset(root, read_label_list(root / list_file), cfg.data, train=train)
 
 
@@ -195,7 +200,12 @@ def cmd_split_gldv2(args: argparse.Namespace) -> None:
 
     if not 0.0 < args.fraction <= 1.0:
         raise ValueError(f"--fraction must lie in (0, 1], got {args.fraction}")
-    entries = read_label_list(args.label_file)
+    if Path(args.label_file, "train.rec").is_file():  # an MS1M RecordIO folder: split its records
+        from darwinian_upgrades.data.ms1m import MS1MDataset
+
+        entries = MS1MDataset(args.label_file).entries
+    else:
+        entries = read_label_list(args.label_file)
     split = (split_by_data if args.by == "data" else split_by_class)(entries, args.fraction, seed=args.seed)
     path = _fresh_out(args.out) / split_file_name(args.fraction, args.by)
     write_list(path, [f"{p} {label}" for p, label in split])
@@ -305,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb(
         "split-gldv2", cmd_split_gldv2, "old-model split of a label list (by data or by class)", config=None
     )
-    p.add_argument("label_file")
+    p.add_argument("label_file", help="label list (<path> <int> lines), or an MS1M RecordIO folder")
     p.add_argument("--by", choices=["data", "class"], default="data")
     p.add_argument("--fraction", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=666)

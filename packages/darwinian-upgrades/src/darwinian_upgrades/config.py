@@ -28,7 +28,7 @@ def _choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> No
 
 @dataclass
 class ModelConfig:
-    """An embedding model: backbone (tiny CNN 16-32-64 × width, resnet50, resnet101), GeM, fc_emb, classifier."""
+    """An embedding model: backbone (tiny CNN 16-32-64 × width, resnet50/101, iresnet18/50), GeM, fc_emb, classifier."""
 
     backbone: str = "tiny"
     width: float = 1.0
@@ -39,7 +39,9 @@ class ModelConfig:
     weights: str = ""  # local torchvision/timm ResNet file for the backbone ("" = random init)
 
     def __post_init__(self) -> None:
-        _choice("model", "backbone", self.backbone, ("tiny", "resnet50", "resnet101"))
+        _choice(
+            "model", "backbone", self.backbone, ("tiny", "resnet50", "resnet101", "iresnet18", "iresnet50")
+        )
         _choice("model", "head", self.head, ("linear", "cosine", "arcface"))
         _positive("model", width=self.width, embed_dim=self.embed_dim, scale=self.scale)
         if not 0.0 <= self.margin < 3.14:
@@ -50,6 +52,9 @@ class ModelConfig:
 class DataConfig:
     """Where the images and lists are (GLDv2 layout, relative to ``root``) and how images become tensors."""
 
+    format: str = (
+        "gldv2"  # "gldv2" (image lists) or "ms1m" (RecordIO folder; lists hold "<record key> <label>")
+    )
     root: str = "data/gldv2"
     train_list: str = "annotation/gldv2/label_81313.txt"
     old_list: str = "annotation/gldv2/gldv2_train_old_30percent.txt"
@@ -64,6 +69,7 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        _choice("data", "format", self.format, ("gldv2", "ms1m"))
         _choice("data", "resize", self.resize, ("squash", "aspect"))
         _positive("data", image_size=self.image_size)
         if self.num_workers < 0:

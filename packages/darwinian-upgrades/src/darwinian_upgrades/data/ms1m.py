@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -100,27 +101,27 @@ def write_records(rec_path: str | Path, idx_path: str | Path, payloads: list[byt
 
 
 class MS1MDataset(Dataset):
-    """(face image [3, 112, 112] normalised to [-1, 1], identity) from a RecordIO folder."""
+    """(face image [3, 112, 112] scaled to [-1, 1], identity) from a RecordIO folder.
 
-    def __init__(self, folder: str | Path):
+    ``entries`` (``(record key, label)`` pairs, e.g. an old-model split) restricts it; by default every image record
+    in the header record's range, labels read from the record headers (one pass over the file).
+    """
+
+    def __init__(self, folder: str | Path, entries: Sequence[tuple[str, int]] | None = None):
         folder = Path(folder)
         self.reader = RecordReader(folder / "train.rec", folder / "train.idx")
-        (flag, labels, _, _), _ = unpack(self.reader.read(0))
-        if flag > 0:
-            self.keys = list(range(1, int(labels[0])))
-        else:
-            self.keys = sorted(k for k in self.reader.index if k != 0)
+        if entries is None:
+            (flag, labels, _, _), _ = unpack(self.reader.read(0))
+            keys = range(1, int(labels[0])) if flag > 0 else sorted(k for k in self.reader.index if k != 0)
+            entries = [(str(k), int(unpack(self.reader.read(k))[0][1][0])) for k in keys]
+        self.entries = [(str(k), int(label)) for k, label in entries]
 
     def __len__(self) -> int:
-        return len(self.keys)
-
-    def label(self, index: int) -> int:
-        (_, labels, _, _), _ = unpack(self.reader.read(self.keys[index]))
-        return int(labels[0])
+        return len(self.entries)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        key = self.keys[index]
-        (_, labels, _, _), body = unpack(self.reader.read(key))
+        key, label = self.entries[index]
+        _, body = unpack(self.reader.read(int(key)))
         try:
             image = Image.open(io.BytesIO(body)).convert("RGB")
         except Exception as err:
@@ -128,4 +129,4 @@ class MS1MDataset(Dataset):
                 f"{self.reader.rec_path}: record {key} is not a readable image ({err})"
             ) from None
         x = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)
-        return (x / 127.5 - 1.0), int(labels[0])
+        return x / 127.5 - 1.0, label

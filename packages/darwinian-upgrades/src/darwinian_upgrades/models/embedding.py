@@ -17,7 +17,7 @@ from torch import nn
 from visioncore.hub import PretrainedMixin
 
 HEADS = ("linear", "cosine", "arcface")
-BACKBONES = ("tiny", "resnet50", "resnet101")
+BACKBONES = ("tiny", "resnet50", "resnet101", "iresnet18", "iresnet50")
 
 
 class GeM(nn.Module):
@@ -54,6 +54,11 @@ class TinyCNN(nn.Module):
 def _backbone(name: str, width: float) -> tuple[nn.Module, int]:
     if name == "tiny":
         net = TinyCNN(width)
+        return net, net.out_channels
+    if name.startswith("iresnet"):
+        from darwinian_upgrades.models.iresnet import IResNet
+
+        net = IResNet(int(name.removeprefix("iresnet")), width)
         return net, net.out_channels
     from visioncore import backbones  # timm is imported only for the paper-size models
 
