@@ -130,3 +130,30 @@ def test_iresnet_backbones_give_7x7_maps_for_faces_and_deeper_is_bigger():
     assert count(big) > 2 * count(small)
     feats, logits = small(torch.randn(2, 3, 112, 112), torch.tensor([0, 1]))
     assert feats.shape == (2, 16) and logits.abs().max() <= 64.0 + 1e-4
+
+
+def test_official_resnet_gem_state_dict_loads_whole(tmp_path):
+    from visioncore.backbones import resnet18
+
+    def small_resnet_model():  # the ResNet-50 key layout at a fraction of the cost: a narrow timm ResNet-18
+        model = EmbeddingModel(5, backbone="tiny", embed_dim=8)
+        model.backbone = resnet18(channels=(8, 8, 8, 8))
+        model.fc_emb = torch.nn.Linear(8, 8)
+        return model
+
+    torch.manual_seed(0)
+    src = small_resnet_model()
+    official = {}
+    for key, value in src.state_dict().items():
+        if key == "seen_classes":
+            continue
+        key = key.replace("backbone.timm_model.", "backbone.").replace("fc_classifier.", "fc_classify.")
+        official[f"module.{key}"] = value
+    torch.save({"state_dict": official}, tmp_path / "model_best.pth")
+    dst = small_resnet_model()
+    dst.load_backbone_weights(tmp_path / "model_best.pth")
+    assert torch.equal(dst.fc_classifier.weight, src.fc_classifier.weight)
+    assert torch.equal(
+        dst.backbone.timm_model.layer4[1].conv2.weight, src.backbone.timm_model.layer4[1].conv2.weight
+    )
+    assert bool(dst.seen_classes.all())

@@ -157,10 +157,25 @@ class EmbeddingModel(nn.Module, PretrainedMixin):
         return feats, self.logits(feats, labels)
 
     def load_backbone_weights(self, path: str | os.PathLike) -> None:
-        """Initialise the backbone from a local torchvision/timm ResNet file (``visioncore.backbones.load_weights``)."""
+        """Initialise from a local file: an official ``Resnet_GeM`` state dict (it has ``fc_emb`` weights) loads
+        whole, anything else is a torchvision/timm ResNet for the backbone (``visioncore.backbones.load_weights``)."""
         from visioncore.backbones import load_weights
 
-        load_weights(self.backbone, path)
+        if _is_official(path):
+            load_official_state_dict(self, path)
+        else:
+            load_weights(self.backbone, path)
+
+
+def _is_official(path: str | os.PathLike) -> bool:
+    if str(path).endswith(".safetensors"):
+        return False
+    try:
+        obj = torch.load(path, map_location="meta", weights_only=True)
+    except Exception:  # unreadable files are reported by the loader that runs next
+        return False
+    state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else {}
+    return any(str(k).removeprefix("module.") == "fc_emb.weight" for k in state)
 
 
 # Applied in order: DataParallel prefix, then the classifier name of ``model/resnet_gem.py``, then the backbone.
