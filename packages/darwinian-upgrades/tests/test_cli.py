@@ -250,3 +250,47 @@ def test_light_imports():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ijbc_protocol_on_a_fixture(pipeline, capsys):
+    root, base = pipeline
+    data = root / "data"
+    gallery = [
+        line.split()[0]
+        for line in (data / "annotation/gldv2/gldv2_gallery_list.txt").read_text().splitlines()
+    ]
+    ijbc = root / "IJBC"
+    (ijbc / "loose_crop").mkdir(parents=True)
+    (ijbc / "meta").mkdir()
+    # landmarks 0 and 1 stand in for two identities: templates 1 and 2 of identity A, template 3 of B
+    picks = [gallery[0], gallery[1], gallery[2], gallery[3], gallery[4], gallery[5]]
+    templates = [1, 1, 2, 2, 3, 3]
+    for i, path in enumerate(picks):
+        (ijbc / "loose_crop" / f"{i}.jpg").write_bytes((data / path).read_bytes())
+    (ijbc / "meta/ijbc_face_tid_mid.txt").write_text(
+        "".join(f"{i}.jpg {t} {i}\n" for i, t in enumerate(templates))
+    )
+    pts = " ".join(["8.0"] * 10)
+    (ijbc / "meta/ijbc_name_5pts_score.txt").write_text("".join(f"{i}.jpg {pts} 0.9\n" for i in range(6)))
+    (ijbc / "meta/ijbc_template_pair_label.txt").write_text("1 2 1\n1 3 0\n2 3 0\n")
+    header = "TEMPLATE_ID,SUBJECT_ID,FILENAME\n"
+    (ijbc / "meta/ijbc_1N_gallery_G1.csv").write_text(header + "1,10,0.jpg\n")
+    (ijbc / "meta/ijbc_1N_gallery_G2.csv").write_text(header + "3,20,4.jpg\n")
+    (ijbc / "meta/ijbc_1N_probe_mixed.csv").write_text(header + "2,10,2.jpg\n3,20,4.jpg\n")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        "--protocol",
+        "ijbc",
+        "--model",
+        str(root / "dmu"),
+        "--ijbc-root",
+        str(ijbc),
+        "--out",
+        str(root / "eval_ijbc"),
+        *base,
+    )
+    assert code == 0, err
+    result = json.loads((root / "eval_ijbc" / "metrics.json").read_text())
+    assert result["test"] == "self" and 0.0 <= result["tar@far=0.0001"] <= 1.0
+    assert 0.0 <= result["tpir@fpir=0.1"] <= 1.0

@@ -31,12 +31,12 @@ from darwinian_upgrades.models import load_model as _load_model
 from darwinian_upgrades.train import extract
 
 
-def _features(model, dataset, device) -> torch.Tensor:
-    return extract(model.to(device), dataset, device=device)[0]
+def _features(model, dataset, device, *, flip: bool = False) -> torch.Tensor:
+    return extract(model.to(device), dataset, device=device, flip=flip)[0]
 
 
 def _gallery(
-    args: argparse.Namespace, dataset: ImageListDataset, query_model, device
+    args: argparse.Namespace, dataset: ImageListDataset, query_model, device, *, flip: bool = False
 ) -> tuple[torch.Tensor, str]:
     adapter = _load_adapter(args.adapter) if args.adapter else None
     if args.gallery:
@@ -49,7 +49,7 @@ def _gallery(
         feats, test = store.features, "stored gallery"
     else:
         gallery_model = _load_model(args.gallery_model) if args.gallery_model else query_model
-        feats = _features(gallery_model, dataset, device)
+        feats = _features(gallery_model, dataset, device, flip=flip)
         test = "cross" if args.gallery_model else "self"
         if adapter is not None:
             with torch.no_grad():
@@ -104,7 +104,8 @@ def _revisitop(args, cfg: Config, device) -> dict:
 
 def _ijbc(args, cfg: Config, device) -> dict:
     """1:1 TAR@FAR on template pairs (the second template from the gallery side) and, when the 1:N CSVs are
-    there, TPIR@FPIR averaged over galleries G1 and G2. Faces are the loose crops resized (no 5-point alignment)."""
+    there, TPIR@FPIR averaged over galleries G1 and G2. Image features are flip-augmented and weighted by the
+    detector score; faces are the loose crops resized (no 5-point alignment)."""
     from darwinian_upgrades.data.ijbc import load_1n_csv, load_meta
 
     if not args.ijbc_root:
@@ -113,8 +114,8 @@ def _ijbc(args, cfg: Config, device) -> dict:
     meta = load_meta(root)
     images = ImageListDataset(root / "loose_crop", [(n, 0) for n in meta.images], cfg.data, train=False)
     model = _load_model(args.model)
-    q_feats = _features(model, images, device)
-    g_feats, test = _gallery(args, images, model, device)
+    q_feats = _features(model, images, device, flip=True)
+    g_feats, test = _gallery(args, images, model, device, flip=True)
     ids, q_t = template_features(q_feats, meta.templates, meta.media, meta.scores)
     _, g_t = template_features(g_feats, meta.templates, meta.media, meta.scores)
     row = {int(t): i for i, t in enumerate(ids)}

@@ -81,14 +81,22 @@ def check_dims(old: EmbeddingModel, new_dim: int, source: str | Path) -> None:
 
 @torch.no_grad()
 def extract(
-    model: EmbeddingModel, dataset: Dataset, *, batch_size: int = 256, device: torch.device | str = "cpu"
+    model: EmbeddingModel,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    flip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(raw features, logits, labels) of a whole dataset, the model in eval mode."""
+    """(raw features, logits, labels) of a whole dataset, the model in eval mode; ``flip`` adds the features of
+    the horizontally flipped images (IJB-C's flip-augmented features)."""
     was_training = model.training
     model.eval()
     feats, logits, labels = [], [], []
     for images, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         f = model.embed(images.to(device))
+        if flip:
+            f = f + model.embed(images.to(device).flip(-1))
         feats.append(f.float().cpu())
         logits.append(model.logits(f).float().cpu())
         labels.append(torch.as_tensor(y))
