@@ -31,6 +31,20 @@ def _device(args: argparse.Namespace):
     return resolve_device(args.device)
 
 
+def _autocast(args: argparse.Namespace, device):
+    """Inference precision of ``--dtype`` (features are returned in fp32)."""
+    import contextlib
+
+    import torch
+
+    from visioncore.devices import resolve_dtype
+
+    dtype = resolve_dtype(args.dtype)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def _fresh_out(path: str) -> Path:
     """An output folder that holds no finished result of an earlier run (nothing is overwritten half-way)."""
     out = Path(path)
@@ -113,7 +127,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
     device = _device(args)
     model = _load_model(args.model, device)
     dataset = _dataset(cfg, args.list or cfg.data.gallery_list, train=False)
-    feats, _, _ = extract(model, dataset, device=device)
+    with _autocast(args, device):
+        feats, _, _ = extract(model, dataset, device=device)
     store = GalleryStore(feats, [p for p, _ in dataset.entries], model_tag(model))
     store.save(_fresh_out(args.out))
     print(f"gallery: {args.out} ({len(store.ids)} items, model {store.model_tag})")
@@ -173,7 +188,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from visioncore.files import atomic_write_json
 
     cfg = _cfg(args)
-    result = evaluate_protocol(args, cfg, _device(args))
+    device = _device(args)
+    with _autocast(args, device):
+        result = evaluate_protocol(args, cfg, device)
     out = _fresh_out(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "metrics.json", result)
