@@ -246,8 +246,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_repro(args: argparse.Namespace) -> None:
     from darwinian_upgrades.repro import repro, table
 
-    means = repro(_cfg(args), _fresh_out(args.out))
-    print(table(means))
+    out = _fresh_out(args.out)
+    means = repro(_cfg(args), out)
+    print(table(means, json.loads((out / "details.json").read_text())["per_seed"]))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

@@ -230,11 +230,25 @@ def _plot(path: Path, curves: dict, fractions: list[float]) -> None:
         )
 
 
-def table(means: dict[str, float], details: dict | None = None) -> str:
-    lines = [f"{'metric':<34}{'mean':>9}"]
-    for key in sorted(k for k in means if k.startswith(("map_", "nfr_", "backfill_", "spearman_"))):
-        lines.append(f"{key:<34}{means[key]:>9.4f}")
+def table(means: dict[str, float], per_seed: dict | None = None) -> str:
+    """Seed means (and per-seed values) of the retrieval keys, then every gate on the means."""
+    seeds = list(per_seed or {})
+    lines = [f"{'metric':<34}{'mean':>9}" + "".join(f"{'seed ' + str(s):>9}" for s in seeds)]
+    prefixes = (
+        "map_",
+        "nfr_",
+        "backfill_",
+        "spearman_",
+        "open_map_",
+        "open_nfr_",
+        "open_backfill_",
+        "open_spearman_",
+    )
+    for key in sorted(k for k in means if k.startswith(prefixes)):
+        row = f"{key:<34}{means[key]:>9.4f}" + "".join(f"{per_seed[s][key]:>9.4f}" for s in seeds)
+        lines.append(row)
     for gate in check_gates(means):
         mark = "PASS" if gate["pass"] else "FAIL"
         lines.append(f"[{mark}] {gate['gate']}: {gate['value']:.4f} {gate['op']} {gate['bound']:.4f}")
+    lines.append(f"seconds_total {means['seconds_total']:.1f}")
     return "\n".join(lines)
