@@ -294,3 +294,27 @@ def test_ijbc_protocol_on_a_fixture(pipeline, capsys):
     result = json.loads((root / "eval_ijbc" / "metrics.json").read_text())
     assert result["test"] == "self" and 0.0 <= result["tar@far=0.0001"] <= 1.0
     assert 0.0 <= result["tpir@fpir=0.1"] <= 1.0
+
+
+def test_cross_test_takes_the_gallery_from_the_old_model(pipeline):
+    import argparse
+
+    import torch
+
+    from darwinian_upgrades import config as config_mod
+    from darwinian_upgrades.data.gldv2 import ImageListDataset, read_label_list
+    from darwinian_upgrades.models import load_model
+    from darwinian_upgrades.protocols import _gallery
+    from darwinian_upgrades.train import extract
+
+    root, _ = pipeline
+    cfg = config_mod.load("tiny", [f"data.root={root / 'data'}"])
+    gallery = ImageListDataset(
+        root / "data", read_label_list(root / "data" / cfg.data.gallery_list), cfg.data, train=False
+    )
+    old, new = load_model(root / "old"), load_model(root / "dmu")
+    args = argparse.Namespace(gallery=None, gallery_model=str(root / "old"), adapter=None, old_model=None)
+    feats, test = _gallery(args, gallery, new, "cpu")
+    assert test == "cross"
+    assert torch.equal(feats, extract(old, gallery)[0])
+    assert not torch.allclose(feats, extract(new, gallery)[0])
