@@ -300,7 +300,6 @@ def test_cross_test_takes_the_gallery_from_the_old_model(pipeline):
     import argparse
 
     import torch
-
     from darwinian_upgrades import config as config_mod
     from darwinian_upgrades.data.gldv2 import ImageListDataset, read_label_list
     from darwinian_upgrades.models import load_model
