@@ -92,3 +92,18 @@ def test_two_process_gloo_ranks_agree_and_old_stays_frozen(tmp_path):
     assert all(torch.equal(r0["new"][k], r1["new"][k]) for k in r0["new"])
     saved = load_file(tmp_path / "model" / "model.safetensors")
     assert torch.equal(saved["fc_emb.weight"], r0["new"]["fc_emb.weight"])
+
+
+def test_class_growth_gives_unseen_classes_their_mean_old_feature(tmp_path, tiny_cfg):
+    from darwinian_upgrades.train import extract, old_classifier_rows
+    from torch.utils.data import Subset
+
+    data = toy_images()
+    labels = data.tensors[1]
+    seen_part = Subset(data, torch.nonzero(labels < 3).squeeze(1).tolist())
+    old = train(tiny_cfg(), "old", tmp_path / "old", seen_part, num_classes=6)
+    assert old.seen_classes.tolist() == [True, True, True, False, False, False]
+    rows = old_classifier_rows(old, data, 6)
+    feats, _, y = extract(old, data)
+    assert torch.equal(rows[:3], old.fc_classifier.weight[:3])
+    assert torch.allclose(rows[4], feats[y == 4].mean(0), atol=1e-5)
