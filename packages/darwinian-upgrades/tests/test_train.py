@@ -1,3 +1,5 @@
+import json
+
 import torch
 from darwinian_upgrades.models import EmbeddingModel, ForwardAdapter, UpgradeModel
 from darwinian_upgrades.train import adapter_features, compute_losses, train, train_adapter
@@ -107,3 +109,18 @@ def test_class_growth_gives_unseen_classes_their_mean_old_feature(tmp_path, tiny
     feats, _, y = extract(old, data)
     assert torch.equal(rows[:3], old.fc_classifier.weight[:3])
     assert torch.allclose(rows[4], feats[y == 4].mean(0), atol=1e-5)
+
+
+def test_joint_adapter_trains_with_the_new_model(tmp_path, tiny_cfg):
+    data = toy_images()
+    cfg = tiny_cfg("loss.adapter_mode=joint", "train.steps=6")
+    old = train(cfg, "old", tmp_path / "old", data)
+    train(cfg, "dmu", tmp_path / "dmu", data, old_model=old)
+    psi = ForwardAdapter.from_pretrained(tmp_path / "dmu" / "adapter")
+    assert psi.old_dim == 32 and psi.new_dim == 32
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "dmu" / "logs" / "train" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert all({"ce", "sbc", "fa"} <= row.keys() for row in rows)
+    assert rows[-1]["fa"] < rows[0]["fa"]  # ψ learns while the new model trains
