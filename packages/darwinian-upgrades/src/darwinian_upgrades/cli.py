@@ -240,7 +240,7 @@ def cmd_make_synthetic(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from darwinian_upgrades.demo import demo
 
-    print(demo(_fresh_out(args.out)))
+    print(json.dumps(demo(_fresh_out(args.out)), indent=2))
 
 
 def cmd_repro(args: argparse.Namespace) -> None:
