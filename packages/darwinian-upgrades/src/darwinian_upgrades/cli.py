@@ -46,7 +46,7 @@ def _autocast(args: argparse.Namespace, device):
 
 
 def _fresh_out(path: str) -> Path:
-    """An output folder that holds no finished result of an earlier run (nothing is overwritten half-way)."""
+    """The output folder, refused when a file holds its name (results inside are written atomically)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(20, "output path exists and is not a folder", str(out))
