@@ -48,6 +48,7 @@ __all__ = [
     "load_weights",
     "resnet18",
     "resnet50",
+    "resnet101",
     "sincos_pos_embed_2d",
     "vit_base",
     "vit_large",
@@ -317,6 +318,11 @@ def resnet18(weights: str | os.PathLike | None = None, **timm_kwargs: Any) -> Re
 def resnet50(weights: str | os.PathLike | None = None, **timm_kwargs: Any) -> ResNet:
     """ResNet-50 (Bottleneck, 3-4-6-3, 2048 output channels); keywords go to timm's ``ResNet``."""
     return _resnet(Bottleneck, (3, 4, 6, 3), weights, timm_kwargs)
+
+
+def resnet101(weights: str | os.PathLike | None = None, **timm_kwargs: Any) -> ResNet:
+    """ResNet-101 (Bottleneck, 3-4-23-3, 2048 output channels); keywords go to timm's ``ResNet``."""
+    return _resnet(Bottleneck, (3, 4, 23, 3), weights, timm_kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------- load_weights
