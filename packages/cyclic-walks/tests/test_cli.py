@@ -27,6 +27,14 @@ def test_make_synthetic_evaluate_visualize(tmp_path, capsys):
     assert main(["visualize", *common, "--out", str(tmp_path / "vis.png"), "--num-images", "2"]) == 0
     # 2 rows of (image, overlay, 5 slot maps) 64 px tiles with 2 px padding
     assert Image.open(tmp_path / "vis.png").size == (7 * 66 + 2, 2 * 66 + 2)
+    # both inference verbs run in bfloat16 on the CPU, with scores close to float32's
+    low = ["--device", "cpu", "--dtype", "bf16"]
+    assert main(["evaluate", *common, "--protocol", "clean", *low, "--out", str(tmp_path / "bf16")]) == 0
+    bf16 = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    fp32 = json.loads((tmp_path / "clean" / "metrics.json").read_text())
+    assert abs(bf16["fg_ari"] - fp32["fg_ari"]) < 0.15 and bf16["num_images"] == 4
+    assert main(["visualize", *common, *low, "--out", str(tmp_path / "vis16.png"), "--num-images", "2"]) == 0
+    assert Image.open(tmp_path / "vis16.png").size == (7 * 66 + 2, 2 * 66 + 2)
     # a model whose feature dim does not fit the backbone is a one-line error
     CyclicWalks(feature_dim=8, num_slots=2, mlp_hidden=8).save_pretrained(tmp_path / "small")
     common[-1] = str(tmp_path / "small")
