@@ -15,7 +15,7 @@ from deepfake_mae.data.dataset import FaceClipDataset
 from deepfake_mae.data.layout import VideoRecord
 from deepfake_mae.models.detector import DeepfakeDetector, part_discrepancies
 from deepfake_mae.models.mae import FacePartMAE, normalize_images
-from visioncore.metrics import roc_auc, video_level_auc
+from visioncore.metrics import video_level_auc
 
 Perturbation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -127,10 +127,6 @@ def zscore_part_scores(errors: np.ndarray, reference: np.ndarray) -> np.ndarray:
     log_ref = np.log(np.maximum(reference, 1e-8))
     mu, sd = log_ref.mean(0), log_ref.std(0) + 1e-6
     return ((np.log(np.maximum(errors, 1e-8)) - mu) / sd).mean(1)
-
-
-def label_free_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    return roc_auc(scores, labels)
 
 
 # ----------------------------------------------------------------------------- DeeperForensics-style perturbations

@@ -218,7 +218,7 @@ def train_detector(
                 with torch.no_grad():
                     fresh = core.discrepancies(frames[missing], boxes[missing])
                 cache.update({keys[i]: d for i, d in zip(missing, fresh)})
-            cached = torch.stack([cache[k] for k in keys])
+            cached = torch.stack([cache[k] for k in keys]).to(frames.device)
         generator = step_generator(cfg.seed, step, acc.process_index, device=frames.device)
         out = model(frames, boxes, generator=generator, discrepancy=cached)
         loss = detector_loss(cfg, out, labels)

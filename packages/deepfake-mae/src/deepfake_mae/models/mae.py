@@ -84,7 +84,7 @@ class MAEDecoder(nn.Module):
         """tokens (B, 1+K, D_enc) for the CLS + visible patches at `visible` (B, K) -> (B, N, patch*patch*3)."""
         x = self.embed(tokens)
         batch, _, dim = x.shape
-        full = self.mask_token.expand(batch, num_patches, dim).clone()
+        full = self.mask_token.to(x.dtype).expand(batch, num_patches, dim).clone()  # x is bf16 under autocast
         full = full.scatter(1, visible[..., None].expand(-1, -1, dim), x[:, 1:])
         x = torch.cat([x[:, :1], full], dim=1) + self.pos_embed
         for block in self.blocks:
