@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -53,7 +54,7 @@ def test_lr_schedule_matches_official():
     assert lr_factor(0, 0, 50000) == 1.0
 
 
-def test_resume_is_bit_identical(root, tmp_path):
+def test_resume_is_bit_identical(root, tmp_path, capsys):
     cfg = tiny(root)
     reset_accelerate()
     train(cfg, tmp_path / "full")
@@ -79,6 +80,16 @@ def test_resume_is_bit_identical(root, tmp_path):
     )
     from_step = json.loads((tmp_path / "from_step" / "metrics.json").read_text())
     assert from_step == json.loads((tmp_path / "from_model" / "metrics.json").read_text())
+    # a step folder whose run config no longer fits its weights: one line naming the folder
+    edited = tmp_path / "edited"
+    shutil.copytree(tmp_path / "full", edited)
+    text = (edited / "config.yaml").read_text()
+    assert "mlp_hidden: 0" in text
+    (edited / "config.yaml").write_text(text.replace("mlp_hidden: 0", "mlp_hidden: 5"))
+    capsys.readouterr()
+    assert main([*common, "--model", str(edited / "checkpoints" / "step_000006")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "step_000006" in err[0] and "config.yaml" in err[0]
 
 
 def _two_process_run(root, out):

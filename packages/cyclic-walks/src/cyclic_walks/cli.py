@@ -52,12 +52,11 @@ def load_checkpoint_model(folder: Path):
     if key not in state:
         raise ValueError(f"{folder / 'model.safetensors'}: not a cyclic-walks checkpoint (no {key})")
     model = build_model(get_config(str(run_config)), feature_dim=state[key].shape[-1])
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{folder}: checkpoint does not match the run config (missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]})"
-        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:  # missing/unexpected keys or shapes: one line naming the folder
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{folder}: checkpoint does not match {run_config}: {detail[:300]}") from None
     return model
 
 
