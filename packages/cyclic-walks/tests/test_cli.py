@@ -27,6 +27,14 @@ def test_make_synthetic_evaluate_visualize(tmp_path, capsys):
     assert main(["visualize", *common, "--out", str(tmp_path / "vis.png"), "--num-images", "2"]) == 0
     # 2 rows of (image, overlay, 5 slot maps) 64 px tiles with 2 px padding
     assert Image.open(tmp_path / "vis.png").size == (7 * 66 + 2, 2 * 66 + 2)
+    # both inference verbs run in bfloat16 on the CPU, with scores close to float32's
+    low = ["--device", "cpu", "--dtype", "bf16"]
+    assert main(["evaluate", *common, "--protocol", "clean", *low, "--out", str(tmp_path / "bf16")]) == 0
+    bf16 = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    fp32 = json.loads((tmp_path / "clean" / "metrics.json").read_text())
+    assert abs(bf16["fg_ari"] - fp32["fg_ari"]) < 0.15 and bf16["num_images"] == 4
+    assert main(["visualize", *common, *low, "--out", str(tmp_path / "vis16.png"), "--num-images", "2"]) == 0
+    assert Image.open(tmp_path / "vis16.png").size == (7 * 66 + 2, 2 * 66 + 2)
     # a model whose feature dim does not fit the backbone is a one-line error
     CyclicWalks(feature_dim=8, num_slots=2, mlp_hidden=8).save_pretrained(tmp_path / "small")
     common[-1] = str(tmp_path / "small")
@@ -41,3 +49,14 @@ def test_bench_reports_both_models():
         assert result[name]["step_seconds"] > 0 and result[name]["saved_activation_mib"] > 0
     # the decoder baseline keeps per-slot, per-token activations; the walks keep N x N matrices only
     assert result["activation_memory_ratio"] < 1
+
+
+def test_demo_shows_the_effect_in_the_right_direction(tmp_path, capsys):
+    """The demo's easier case: cyclic walks alone raise FG-ARI on held-out scenes; results written, model reloads."""
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert metrics["kind"].startswith("effect")
+    assert metrics["fg_ari_trained"] >= metrics["fg_ari_init"] + 0.1
+    assert metrics["walk_loss_last"] < metrics["walk_loss_first"]
+    assert (tmp_path / "demo" / "masks.png").stat().st_size > 0
+    assert CyclicWalks.from_pretrained(tmp_path / "demo" / "model").num_slots == 5

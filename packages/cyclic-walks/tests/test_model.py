@@ -84,3 +84,29 @@ def test_position_embedding_and_decoder_baseline_shapes():
     torch.testing.assert_close(alpha.sum(1), torch.ones(2, 16))
     masks = model.predict(torch.randn(2, 16, 8), (4, 4), (8, 8))["masks"]
     assert masks.shape == (2, 8, 8)
+
+
+def test_positional_prior_is_built_once_per_grid(monkeypatch):
+    import cyclic_walks.models.sacrw as sacrw
+    from cyclic_walks.losses import positional_prior
+
+    calls = []
+
+    def counting(pos_embed, tau=0.1):
+        calls.append(pos_embed.shape)
+        return positional_prior(pos_embed, tau)
+
+    monkeypatch.setattr(sacrw, "positional_prior", counting)
+    torch.manual_seed(0)
+    model = CyclicWalks(feature_dim=8, num_slots=2, mlp_hidden=8, position_prior=True)
+    features = torch.randn(2, 12, 8)
+    first = model.loss(features, (3, 4))[0]
+    for _ in range(3):
+        torch.manual_seed(0)
+        model.loss(features, (3, 4))
+    model.loss(torch.randn(2, 16, 8), (4, 4))
+    assert calls == [torch.Size([12, 8]), torch.Size([16, 8])]  # one build per grid, not per step
+    # the cached prior is the one the loss would build fresh
+    expected = positional_prior(sacrw.grid_position_embedding((3, 4), 8), model.tau)
+    assert torch.equal(model.position_prior((3, 4), features), expected)
+    assert torch.isfinite(first)

@@ -44,19 +44,11 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, synthetic_root):
 def test_wrong_architecture_checkpoint_is_reported(tmp_path, capsys, synthetic_root):
     from deepfake_mae.models.detector import DeepfakeDetector
 
-    DeepfakeDetector(
-        img_size=32,
-        patch_size=8,
-        embed_dim=16,
-        depth=1,
-        num_heads=2,
-        decoder_embed_dim=16,
-        decoder_depth=1,
-        decoder_num_heads=2,
-    ).save_pretrained(tmp_path / "det")
+    mae = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, decoder_embed_dim=16)
+    DeepfakeDetector(mae=dict(mae, decoder_depth=1, decoder_num_heads=2)).save_pretrained(tmp_path / "det")
     cfg = tmp_path / "det" / "config.json"
     conf = json.loads(cfg.read_text())
-    conf["embed_dim"] = 32  # edited config: the weights no longer fit
+    conf["mae"]["embed_dim"] = 32  # edited config: the weights no longer fit
     cfg.write_text(json.dumps(conf))
     code, _, err = _run(
         capsys,
@@ -187,10 +179,39 @@ def test_predict_prints_probability_and_writes_part_png(tmp_path, capsys, synthe
     assert code == 2 and "010_011.npy" in err
 
 
+def test_evaluate_and_predict_run_in_bf16_on_the_cpu(tmp_path, capsys, synthetic_root):
+    """Both inference verbs take --device/--dtype; bf16 scores stay close to fp32's."""
+    import torch
+    from deepfake_mae.config import detector_kwargs, get_config
+    from deepfake_mae.models.detector import DeepfakeDetector
+
+    torch.manual_seed(0)
+    DeepfakeDetector(**detector_kwargs(get_config("tiny"))).save_pretrained(tmp_path / "det")
+    common = ["--config", "tiny", "--set", f"data.root={synthetic_root}", "--model", str(tmp_path / "det")]
+    for dtype in ("fp32", "bf16"):
+        code, _, err = _run(
+            capsys, "evaluate", *common, "--device", "cpu", "--dtype", dtype, "--out", str(tmp_path / dtype)
+        )
+        assert code == 0, err
+    fp32, bf16 = (json.loads((tmp_path / d / "metrics.json").read_text())["clean"] for d in ("fp32", "bf16"))
+    assert fp32.keys() == bf16.keys() and all(abs(fp32[k] - bf16[k]) <= 0.3 for k in fp32)
+    faces = synthetic_root / "MouthSwap/c23"
+    video = str(faces / "cropped_faces/010_011.avi")
+    code, out, err = _run(
+        capsys, "predict", *common, video, "--landmarks", str(faces / "landmarks"), "--device", "cpu", "--dtype", "bf16",
+        "--out", str(tmp_path / "p"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "fake probability" in out and (tmp_path / "p/010_011_parts.png").stat().st_size > 0
+    code, _, err = _run(capsys, "evaluate", *common, "--device", "nonsense")
+    assert code == 2 and "nonsense" in err
+
+
 def test_demo_runs_the_pipeline_and_learns(tmp_path, capsys):
     code, _, _ = _run(capsys, "demo", "--out", str(tmp_path / "demo"))
     metrics = json.loads((tmp_path / "demo/metrics.json").read_text())
     assert code == 0 and metrics["pretrain_loss_last"] < 0.9 * metrics["pretrain_loss_first"]
+    assert metrics["kind"].startswith("smoke check")  # labelled: the paper's effect is repro's job
     assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if "auc" in k)
     assert (tmp_path / "demo/parts.png").is_file() and (
         tmp_path / "demo/train/model/model.safetensors"
@@ -218,3 +239,24 @@ def test_every_shipped_config_loads_with_paper_defaults():
         and paper.detector.drop_path == 0.1
     )
     assert configs["ffpp_loo"].data.test_methods == ["Deepfakes"]
+    assert paper.detector.margin_loss == "part"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("masking.mask_ratio=1.5", "mask_ratio"),
+        ("pretrain.batch_size=0", "batch_size"),
+        ("train.steps=-1", "train.steps"),
+        ("model.patch_size=5", "patch_size"),
+        ("masking.parts_per_sample=[0]", "parts_per_sample"),
+        ("detector.margin_loss=max", "margin_loss"),
+        ("repro.seeds=[]", "seeds"),
+    ],
+)
+def test_config_schema_refuses_values_that_make_no_sense(override, key, capsys, tmp_path):
+    code, _, err = _run(
+        capsys, "pretrain", "--config", "tiny", "--set", override, "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and key in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -3,7 +3,7 @@ import pytest
 import torch
 from deepfake_mae.data.layout import VideoRecord
 from deepfake_mae.evaluate import ClipPredictions, auc_by_set, parse_perturbation, zscore_part_scores
-from deepfake_mae.experiment import colour_baseline_auc, logistic_regression
+from deepfake_mae.repro import colour_baseline_auc, logistic_regression
 
 
 def _records():
@@ -75,7 +75,7 @@ def test_repro_end_to_end_on_two_workers_and_resumes(tmp_path, capsys):
     import json
 
     from deepfake_mae.config import get_config
-    from deepfake_mae.experiment import METRIC_KEYS, run_repro
+    from deepfake_mae.repro import METRIC_KEYS, run_repro
 
     overrides = [
         "model.embed_dim=16", "model.depth=1", "model.num_heads=2", "model.decoder_embed_dim=16",
@@ -87,9 +87,14 @@ def test_repro_end_to_end_on_two_workers_and_resumes(tmp_path, capsys):
     cfg = get_config("repro", overrides)
     means = run_repro(cfg, tmp_path, log=lambda msg: None)
     assert list(means) == list(METRIC_KEYS)
+    assert "auc_decoder_only_seen_frozen" in means and "auc_dual_unseen_finetuned" in means
+    assert (
+        means["auc_dual_unseen"] == means["auc_dual_unseen_finetuned"]
+    )  # unsuffixed keys: network 2 finetuned
     assert all(0.0 <= v <= 1.0 for v in means.values())
     per_seed = json.loads((tmp_path / "per_seed.json").read_text())["per_seed"]
     assert set(per_seed) == {"0", "1"}
+    assert "auc_dual_unseen_finetuned_mean_margin" in per_seed["0"]  # the average-margin option, per seed
     from safetensors.torch import load_file
 
     w0, w1 = (load_file(tmp_path / f"seed_{s}/mae_part/model/model.safetensors") for s in (0, 1))

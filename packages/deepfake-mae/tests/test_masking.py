@@ -69,8 +69,7 @@ def test_part_mask_equal_counts_and_chosen_parts_fully_masked():
     lm = lm + torch.randint(-3, 4, (16, 1, 2)).float()  # per-sample shifts -> different part sizes per sample
     member = patch_membership(part_boxes(lm), grid=8, patch=4, margin=1.0)
     mask, part_mask = facial_part_mask(member, mask_ratio=0.4, generator=g)
-    counts = mask.sum(1)
-    assert (counts == counts[0]).all() and counts[0] >= int(np.ceil(0.4 * 64))
+    assert mask.sum(1).tolist() == [round(0.4 * 64)] * 16  # exactly the nominal ratio
     assert (mask | ~part_mask).all()  # every chosen-part patch is masked
     # each sample's part mask is the union of 1 or 2 whole parts
     for b in range(16):
@@ -95,3 +94,66 @@ def test_random_mask_ratio():
 def test_box_pixel_mask():
     m = box_pixel_mask(torch.tensor([[2.0, 1.0, 5.0, 3.0]]), 8, 8)
     assert m.shape == (1, 8, 8) and m.sum() == 3 * 2  # x centres 2.5,3.5,4.5 ; y centres 1.5,2.5
+
+
+def test_exact_mask_ratio_over_1000_synthetic_samples():
+    """Every mask has exactly round(r * N) patches and no chosen part is partly visible (issue 11)."""
+    from deepfake_mae.data.synthetic import landmarks_of, random_identity
+
+    rng = np.random.default_rng(0)
+    size, patch, grid = 32, 4, 8
+    landmarks = torch.stack([torch.as_tensor(landmarks_of(random_identity(rng)) * size) for _ in range(1000)])
+    member = patch_membership(part_boxes(landmarks), grid, patch, margin=1.0)
+    for ratio in (0.44, 0.75):
+        masks, parts = [], []
+        for start in range(0, 1000, 64):  # training-sized batches
+            m, p = facial_part_mask(
+                member[start : start + 64], ratio, (1, 2), torch.Generator().manual_seed(start)
+            )
+            masks.append(m)
+            parts.append(p)
+        mask, part_mask = torch.cat(masks), torch.cat(parts)
+        assert mask.sum(1).unique().tolist() == [round(ratio * grid * grid)]
+        assert (mask | ~part_mask).all()
+        assert part_mask.any(1).all()  # every sample masks at least one whole part
+        # each part mask is a union of whole parts
+        chosen = (member & part_mask[:, None]).sum(-1) == member.sum(-1)
+        assert torch.equal((member & chosen[..., None]).any(1), part_mask)
+
+
+def test_a_part_larger_than_the_target_is_used_whole_and_said_once(caplog):
+    member = torch.zeros(2, 3, 16, dtype=torch.bool)
+    member[:, 0, :10] = True  # every part of sample 0 exceeds the 4-patch target; its smallest has 6
+    member[:, 1, :6] = True
+    member[0, 2, :8] = True
+    member[1, 2, 10:13] = True  # sample 1's third part fits
+    import deepfake_mae.models.masking as masking
+
+    masking._WARNED_OVERSIZED_PART = False
+    with caplog.at_level("WARNING", logger="deepfake_mae"):
+        mask, part = facial_part_mask(member, 0.25, (1,), torch.Generator().manual_seed(0))
+        facial_part_mask(member, 0.25, (1,), torch.Generator().manual_seed(1))
+    assert mask.sum(1).tolist() == [6, 6]
+    assert torch.equal(part[0], member[0, 1]) and torch.equal(part[1], member[1, 2])
+    assert (mask | ~part).all()
+    assert sum("more than the 4 of the mask ratio" in r.message for r in caplog.records) == 1
+
+
+def test_random_masking_matches_maes_rule_for_a_given_noise():
+    """MAE's random_masking keeps the len_keep LOWEST-noise patches visible."""
+    noise = torch.tensor([[0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4], [0.0, 0.6, 0.2, 0.9, 0.1, 0.8, 0.3, 0.5]])
+    len_keep = int(8 * (1 - 0.75))  # MAE: 2 visible, 6 masked
+    expected = torch.ones(2, 8, dtype=torch.bool)
+    for row in range(2):
+        keep = torch.argsort(noise[row])[:len_keep]  # by hand: ids_shuffle = argsort(noise), ids_keep = first
+        expected[row, keep] = False
+    assert torch.equal(random_mask(2, 8, 0.75, noise=noise), expected)
+    assert expected[0].tolist() == [True, False, True, True, True, False, True, True]
+    # forced facial-part patches stay masked whatever their noise; the rest follows the noise
+    from deepfake_mae.models.masking import top_up_mask
+
+    forced = torch.zeros(2, 8, dtype=torch.bool)
+    forced[:, 1] = True  # patch 1 has the lowest noise of row 0
+    mask = top_up_mask(forced, 0.75, noise=noise)
+    assert mask[:, 1].all() and mask.sum(1).tolist() == [6, 6]
+    assert mask[0].tolist() == [True, True, True, False, True, False, True, True]

@@ -80,7 +80,7 @@ def test_two_process_pretraining_keeps_ranks_identical(tmp_path, synthetic_root)
     from visioncore.config import save_config
     from visioncore.training import run_distributed
 
-    cfg = _cfg(synthetic_root, "pretrain.steps=3", "pretrain.save_every=3")
+    cfg = _cfg(synthetic_root, "pretrain.steps=4", "pretrain.save_every=4", "pretrain.log_every=1")
     save_config(cfg, tmp_path / "cfg.yaml")
     # 2 gloo processes (rendezvous through a file store, no network port).
     run_distributed(_two_process_pretrain, str(tmp_path / "cfg.yaml"), str(tmp_path / "run"), num_processes=2)
@@ -92,6 +92,31 @@ def test_two_process_pretraining_keeps_ranks_identical(tmp_path, synthetic_root)
     from deepfake_mae.models.mae import FacePartMAE
 
     torch.manual_seed(start.seed)
-    assert (tmp_path / "run/checkpoints/step_000003").is_dir()
+    assert (tmp_path / "run/checkpoints/step_000004").is_dir()
     fresh = FacePartMAE(**mae_kwargs(start.model)).state_dict()
     assert any(not torch.equal(r0[k], fresh[k]) for k in r0 if "decoder.pred" in k)
+
+
+def _logged(run, key):
+    rows = [json.loads(x) for x in (run / "logs/pretrain/metrics.jsonl").read_text().splitlines()]
+    return [r[key] for r in rows if key in r]
+
+
+def test_learning_rate_after_k_steps_does_not_depend_on_the_process_count(tmp_path, synthetic_root):
+    """2 gloo processes and 1 process log the same learning rate after each optimiser step (warm-up 2, cosine)."""
+    from visioncore.config import save_config
+    from visioncore.training import run_distributed, warmup_cosine_schedule
+
+    cfg = _cfg(synthetic_root, "pretrain.steps=4", "pretrain.save_every=0", "pretrain.log_every=1")
+    save_config(cfg, tmp_path / "cfg.yaml")
+    run_distributed(_two_process_pretrain, str(tmp_path / "cfg.yaml"), str(tmp_path / "two"), num_processes=2)
+    pretrain(cfg, tmp_path / "one", show_progress=False)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.pretrain.lr)
+    sched = warmup_cosine_schedule(opt, cfg.pretrain.warmup_steps, cfg.pretrain.steps)
+    expected = []
+    for _ in range(cfg.pretrain.steps):
+        opt.step()
+        sched.step()
+        expected.append(sched.get_last_lr()[0])
+    assert expected[0] == cfg.pretrain.lr / 2  # transformers' warm-up: lr 0 at step 0, step / warmup after
+    assert _logged(tmp_path / "one", "pretrain/lr") == _logged(tmp_path / "two", "pretrain/lr") == expected

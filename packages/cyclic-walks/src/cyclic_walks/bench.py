@@ -74,9 +74,9 @@ def time_steps(model: nn.Module, loss_fn, steps: int, device: torch.device) -> d
     return out
 
 
-def bench_setting(name: str, steps: int = 3) -> dict[str, object]:
+def bench_setting(name: str, steps: int = 3, device: torch.device | None = None) -> dict[str, object]:
     spec = SETTINGS[name]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backbone = build_backbone(spec["backbone"]).to(device)
     torch.manual_seed(0)
     images = torch.rand(spec["batch"], 3, spec["image_size"], spec["image_size"], device=device)
@@ -113,5 +113,5 @@ def bench_setting(name: str, steps: int = 3) -> dict[str, object]:
     }
 
 
-def run_bench(settings: list[str], steps: int = 3) -> dict[str, object]:
-    return {name: bench_setting(name, steps) for name in settings}
+def run_bench(settings: list[str], steps: int = 3, device: torch.device | None = None) -> dict[str, object]:
+    return {name: bench_setting(name, steps, device) for name in settings}

@@ -5,32 +5,59 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cyclic_walks.config import Config, get_config
+from visioncore.config import add_config_args, config_from_args
 from visioncore.console import run_command
+from visioncore.devices import add_device_args, resolve_device, resolve_dtype
+from visioncore.files import atomic_path, atomic_write_json
 
 
-def add_config_args(parser: argparse.ArgumentParser, default: str = "voc") -> None:
-    parser.add_argument(
-        "--config", default=default, help="config name (voc, coco, movi-c, ..., tiny) or YAML path"
-    )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+def _config(args: argparse.Namespace, extra: list[str] | tuple[str, ...] = ()) -> Config:
+    args.overrides = [*args.overrides, *extra]
+    return config_from_args(Config, args, package="cyclic_walks")
 
 
 def load_model(path: str):
+    """A saved model folder (``run/model``, ``save_pretrained``) or a training checkpoint ``run/checkpoints/step_*``
+    (its weights, with the model settings of the run's ``config.yaml``)."""
     from cyclic_walks.models import CyclicWalks
 
     folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{folder}: no saved model (config.json missing); pass a train run's model/ folder"
-        )
-    return CyclicWalks.from_pretrained(folder)
+    if (folder / "config.json").is_file():
+        return CyclicWalks.from_pretrained(folder)
+    if (folder / "trainer_state.json").is_file() and (folder / "model.safetensors").is_file():
+        return load_checkpoint_model(folder)
+    raise FileNotFoundError(
+        f"{folder}: neither a saved model (config.json) nor a training checkpoint (trainer_state.json + "
+        "model.safetensors); pass a train run's model/ or checkpoints/step_* folder"
+    )
+
+
+def load_checkpoint_model(folder: Path):
+    """The model of a ``checkpoints/step_*`` folder: settings from ``<run>/config.yaml``, weights from the state."""
+    from safetensors.torch import load_file
+
+    from cyclic_walks.train import build_model
+
+    run_config = folder.parent.parent / "config.yaml"
+    if not run_config.is_file():
+        raise FileNotFoundError(f"{run_config}: the run's config is missing next to checkpoint {folder}")
+    state = load_file(str(folder / "model.safetensors"))
+    key = "encoder.slot_attention.slots_mu"
+    if key not in state:
+        raise ValueError(f"{folder / 'model.safetensors'}: not a cyclic-walks checkpoint (no {key})")
+    model = build_model(get_config(str(run_config)), feature_dim=state[key].shape[-1])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:  # missing/unexpected keys or shapes: one line naming the folder
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{folder}: checkpoint does not match {run_config}: {detail[:300]}") from None
+    return model
 
 
 def eval_dataset(cfg: Config):
@@ -61,8 +88,10 @@ def check_model_fits(model, backbone, source: str) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from cyclic_walks.train import train
 
-    cfg = get_config(args.config, args.overrides)
-    result = train(cfg, args.out, resume=args.resume)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "Not a directory (--out must be a folder)", str(out))
+    result = train(_config(args), out, resume=args.resume)
     print(json.dumps(result.losses, indent=2))
 
 
@@ -70,12 +99,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from cyclic_walks.evaluate import evaluate
     from cyclic_walks.models import build_backbone
 
-    overrides = list(args.overrides)
-    if args.protocol:
-        overrides.append(f"eval.protocol={args.protocol}")
-    if args.task:
-        overrides.append(f"eval.task={args.task}")
-    cfg = get_config(args.config, overrides)
+    extra = [f"eval.protocol={args.protocol}"] if args.protocol else []
+    extra += [f"eval.task={args.task}"] if args.task else []
+    cfg = _config(args, extra)
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     model, backbone = load_model(args.model), build_backbone(cfg.backbone)
     check_model_fits(model, backbone, args.model)
     e = cfg.eval
@@ -89,23 +116,37 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         seed=e.seed,
         num_classes=e.num_classes,
         max_images=e.max_images,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=device,
+        dtype=dtype,
     )
     print(json.dumps(result, indent=2))
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(Path(args.out) / "metrics.json", result)
 
 
-def visualize(model, backbone, dataset, path: Path, num_images: int = 6, seed: int = 0) -> Path:
+def visualize(
+    model,
+    backbone,
+    dataset,
+    path: Path,
+    num_images: int = 6,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Path:
     """Per image one row: the image, the slot-mask overlay, then each slot's upsampled A_fs map."""
     import torch.nn.functional as F
 
     from cyclic_walks.evaluate import iterate_predictions
     from visioncore.viz import overlay_segmentation, save_image_grid
 
-    batch, pred = next(iterate_predictions(model, backbone, dataset, batch_size=num_images, seed=seed))
+    batch, pred = next(
+        iterate_predictions(
+            model, backbone, dataset, batch_size=num_images, seed=seed, device=device, dtype=dtype
+        )
+    )
     images = batch["image"]
+    pred = {k: v.float().cpu() for k, v in pred.items()}
     maps = F.interpolate(pred["attention"], size=images.shape[-2:], mode="bilinear", align_corners=False)
     tiles = []
     for img, mask, slot_maps in zip(images, pred["masks"], maps):
@@ -114,18 +155,20 @@ def visualize(model, backbone, dataset, path: Path, num_images: int = 6, seed: i
         tiles += [
             np.repeat((m.numpy()[..., None] * 255).round().astype(np.uint8), 3, axis=2) for m in slot_maps
         ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image_grid(path, np.stack(tiles).transpose(0, 3, 1, 2), nrow=2 + maps.shape[1])
+    with atomic_path(path) as tmp:
+        save_image_grid(tmp, np.stack(tiles).transpose(0, 3, 1, 2), nrow=2 + maps.shape[1])
     return path
 
 
 def cmd_visualize(args: argparse.Namespace) -> None:
     from cyclic_walks.models import build_backbone
 
-    cfg = get_config(args.config, args.overrides)
+    cfg = _config(args)
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     model, backbone = load_model(args.model), build_backbone(cfg.backbone)
     check_model_fits(model, backbone, args.model)
-    print(visualize(model, backbone, eval_dataset(cfg), Path(args.out), args.num_images, cfg.eval.seed))
+    dataset = eval_dataset(cfg)
+    print(visualize(model, backbone, dataset, Path(args.out), args.num_images, cfg.eval.seed, device, dtype))
 
 
 def cmd_make_synthetic(args: argparse.Namespace) -> None:
@@ -138,53 +181,16 @@ def cmd_make_synthetic(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Synthetic scenes -> tiny training run -> evaluation (both protocols) -> visualisation, in seconds."""
-    from cyclic_walks.data import write_synthetic_voc
-    from cyclic_walks.evaluate import evaluate
-    from cyclic_walks.models import CyclicWalks, build_backbone
-    from cyclic_walks.train import build_model, train
+    from cyclic_walks.demo import run_demo
 
-    start = time.time()
-    out = Path(args.out)
-    root = write_synthetic_voc(out / "data", num_train=96, num_val=32, size=64, seed=0)
-    cfg = get_config("tiny", [f"data.root={root}", *args.overrides])
-    backbone = build_backbone(cfg.backbone)
-    dataset = eval_dataset(cfg)
-    features, grid = backbone(torch.stack([dataset[i]["image"] for i in range(len(dataset))]))
-    torch.manual_seed(cfg.train.seed)
-    untrained = build_model(cfg, backbone.feature_dim)
-    with torch.no_grad():
-        torch.manual_seed(0)
-        loss_init = untrained.loss(features, grid)[0].item()
-    metrics: dict[str, float] = {
-        "fg_ari_init": float(evaluate(untrained, backbone, dataset, protocol="clean")["fg_ari"]),
-        "val_loss_init": loss_init,
-    }
-    train(cfg, out / "run", backbone=backbone)
-    model = CyclicWalks.from_pretrained(out / "run" / "model")
-    with torch.no_grad():
-        torch.manual_seed(0)
-        metrics["val_loss_trained"] = model.loss(features, grid)[0].item()
-    clean = evaluate(model, backbone, dataset, protocol="clean")
-    official = evaluate(model, backbone, dataset, protocol="official")
-    metrics.update(
-        fg_ari_trained=float(clean["fg_ari"]),
-        ari_trained=float(clean["ari"]),
-        mbo_trained=float(clean["mbo"]),
-        fg_ari_official=float(official["fg_ari"]),
-        steps=float(cfg.train.max_steps),
-    )
-    visualize(model, backbone, dataset, out / "masks.png")
-    metrics["seconds"] = time.time() - start
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = run_demo(Path(args.out), args.overrides, resolve_device(args.device))
     print(json.dumps(metrics, indent=2))
 
 
 def cmd_repro(args: argparse.Namespace) -> None:
     from cyclic_walks.repro import METRIC_KEYS, ReproConfig, expectations, run_repro
-    from visioncore.config import load_config
 
-    cfg = load_config(ReproConfig, None, args.overrides)
+    cfg = config_from_args(ReproConfig, args, package="cyclic_walks")
     metrics = run_repro(args.out, cfg)
     print(f"\n{'metric':<26}{'mean over seeds':>16}")
     for key in METRIC_KEYS:
@@ -196,7 +202,7 @@ def cmd_repro(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from cyclic_walks.bench import run_bench
 
-    print(json.dumps(run_bench(args.settings, args.steps), indent=2))
+    print(json.dumps(run_bench(args.settings, args.steps, resolve_device(args.device)), indent=2))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train SACRW on a dataset (accelerate; resumable)")
-    add_config_args(p)
+    add_config_args(p, default="voc")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, logs/, model/)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.set_defaults(fn=cmd_train)
@@ -212,16 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", help="object discovery / foreground extraction / semantic segmentation scores"
     )
-    add_config_args(p)
-    p.add_argument("--model", required=True, help="a saved model folder (run/model)")
+    add_config_args(p, default="voc")
+    add_device_args(p)
+    p.add_argument(
+        "--model", required=True, help="a saved model (run/model) or run/checkpoints/step_* folder"
+    )
     p.add_argument("--protocol", choices=("official", "clean"), help="default: the config's (official)")
     p.add_argument("--task", choices=("od", "fe", "ss"), help="default: the config's")
     p.add_argument("--out", help="folder for metrics.json")
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("visualize", help="image, slot-mask overlay and per-slot maps as a PNG grid")
-    add_config_args(p)
-    p.add_argument("--model", required=True)
+    add_config_args(p, default="voc")
+    add_device_args(p)
+    p.add_argument(
+        "--model", required=True, help="a saved model (run/model) or run/checkpoints/step_* folder"
+    )
     p.add_argument("--out", required=True, help="PNG path")
     p.add_argument("--num-images", type=int, default=6)
     p.set_defaults(fn=cmd_visualize)
@@ -234,19 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_make_synthetic)
 
-    p = sub.add_parser("demo", help="end-to-end run on synthetic data with the tiny config")
+    p = sub.add_parser(
+        "demo", help="the paper's effect on an easy synthetic case: FG-ARI before/after (< 40 s)"
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu; the demo is CPU-sized)")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("repro", help="the issue's acceptance experiment (about 15 CPU minutes)")
     p.add_argument("--out", required=True)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_config_args(p, default=None)  # a YAML of ReproConfig keys; the defaults are the declared config
     p.set_defaults(fn=cmd_repro)
 
     p = sub.add_parser("bench", help="training step time and memory: SACRW vs the decoder baseline (JSON)")
     p.add_argument("--settings", nargs="+", default=["tiny", "paper"], choices=("tiny", "paper"))
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.set_defaults(fn=cmd_bench)
     return parser
 

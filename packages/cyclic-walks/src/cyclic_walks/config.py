@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cyclic_walks.models.backbone import BackboneConfig
-from visioncore.config import load_config
+from visioncore.config import ConfigError, in_range, load_config, positive
 
 DATASETS = ("voc", "coco", "movi", "birds", "dogs", "cars", "flowers")
 TASKS = ("od", "fe", "ss")
@@ -21,6 +21,15 @@ class ModelConfig:
     alpha: float = 1.0  # weight of whole-parts-whole
     beta: float = 100.0  # weight of parts-whole-parts
     position_prior: bool = False  # MOVi only
+
+    def __post_init__(self) -> None:
+        positive("model.num_slots", self.num_slots)
+        positive("model.iters", self.iters)
+        positive("model.mlp_hidden", self.mlp_hidden, allow_zero=True)
+        positive("model.tau", self.tau)
+        in_range("model.affinity_threshold", self.affinity_threshold, -1.0, 1.0)
+        positive("model.alpha", self.alpha, allow_zero=True)
+        positive("model.beta", self.beta, allow_zero=True)
 
 
 @dataclass
@@ -38,6 +47,13 @@ class DataConfig:
     augment: bool = True
     num_workers: int = 2
 
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"data.dataset: unknown dataset {self.dataset!r}; expected one of {DATASETS}")
+        for name in ("image_size", "eval_crop", "eval_size", "frames_per_clip"):
+            positive(f"data.{name}", getattr(self, name))
+        positive("data.num_workers", self.num_workers, allow_zero=True)
+
 
 @dataclass
 class TrainConfig:
@@ -53,6 +69,17 @@ class TrainConfig:
     save_every: int = 5000
     keep_last: int = 3
 
+    def __post_init__(self) -> None:
+        positive("train.lr", self.lr)
+        positive("train.warmup_steps", self.warmup_steps, allow_zero=True)
+        positive("train.decay_half_life", self.decay_half_life)
+        for name in ("batch_size", "max_steps", "log_every", "keep_last"):
+            positive(f"train.{name}", getattr(self, name))
+        positive("train.grad_clip_inf", self.grad_clip_inf, allow_zero=True)
+        positive("train.save_every", self.save_every, allow_zero=True)
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+
 
 @dataclass
 class EvalConfig:
@@ -62,6 +89,15 @@ class EvalConfig:
     seed: int = 0  # one fixed slot-noise draw
     num_classes: int = 21  # ss: k-means clusters and classes (VOC: 20 + background)
     max_images: int = 0  # 0: the whole split
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"eval.task: unknown task {self.task!r}; expected one of {TASKS}")
+        if self.protocol not in ("official", "clean"):
+            raise ConfigError(f"eval.protocol: expected 'official' or 'clean', got {self.protocol!r}")
+        positive("eval.batch_size", self.batch_size)
+        positive("eval.num_classes", self.num_classes)
+        positive("eval.max_images", self.max_images, allow_zero=True)
 
 
 @dataclass
@@ -75,13 +111,4 @@ class Config:
 
 def get_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load ``configs/<name>.yaml`` (or a YAML path) with dotted overrides; ConfigError on unknown keys/values."""
-    from visioncore.config import ConfigError
-
-    cfg = load_config(Config, name_or_path, list(overrides), package="cyclic_walks")
-    if cfg.data.dataset not in DATASETS:
-        raise ConfigError(f"data.dataset: unknown dataset {cfg.data.dataset!r}; expected one of {DATASETS}")
-    if cfg.eval.task not in TASKS:
-        raise ConfigError(f"eval.task: unknown task {cfg.eval.task!r}; expected one of {TASKS}")
-    if cfg.eval.protocol not in ("official", "clean"):
-        raise ConfigError(f"eval.protocol: expected 'official' or 'clean', got {cfg.eval.protocol!r}")
-    return cfg
+    return load_config(Config, name_or_path, list(overrides), package="cyclic_walks")

@@ -91,17 +91,19 @@ def iterate_predictions(
     seed: int = 0,
     max_images: int = 0,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
-    """Yield (batch, prediction) with one fixed slot-noise draw for the whole pass."""
+    """Yield (batch, prediction) with one fixed slot-noise draw for the whole pass; the model, the backbone and the
+    images are moved to ``device`` and ``dtype`` together (the slot-noise generator lives on ``device``)."""
     if max_images:
         dataset = Subset(dataset, range(min(max_images, len(dataset))))  # type: ignore[arg-type]
     generator = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).eval()
-    backbone.to(device)
+    model.to(device=device, dtype=dtype).eval()
+    backbone.to(device=device, dtype=dtype)
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        images = batch["image"].to(device)
-        features, grid = backbone(images)
-        yield batch, model.predict(features, grid, tuple(images.shape[-2:]), generator=generator)
+        images = batch["image"].to(device=device, dtype=dtype)
+        features, grid = backbone(images)  # the frozen backbone hands back float32 tokens
+        yield batch, model.predict(features.to(dtype), grid, tuple(images.shape[-2:]), generator=generator)
 
 
 def evaluate(
@@ -116,6 +118,7 @@ def evaluate(
     num_classes: int = 21,
     max_images: int = 0,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, float | str]:
     """Mean scores of ``task`` (od, fe, ss) over ``dataset``; the result names the protocol."""
     if task not in ("od", "fe", "ss"):
@@ -123,7 +126,14 @@ def evaluate(
     scores: dict[str, list[float]] = {}
     features, maps, classes = [], [], []
     for batch, pred in iterate_predictions(
-        model, backbone, dataset, batch_size=batch_size, seed=seed, max_images=max_images, device=device
+        model,
+        backbone,
+        dataset,
+        batch_size=batch_size,
+        seed=seed,
+        max_images=max_images,
+        device=device,
+        dtype=dtype,
     ):
         masks, true = pred["masks"].cpu().numpy(), batch["mask"].numpy()
         if task == "od":
@@ -135,7 +145,7 @@ def evaluate(
         else:
             if "class_mask" not in batch:
                 raise ValueError("semantic segmentation needs class masks (VOC or COCO)")
-            features.append(pred["slot_features"].cpu().numpy())
+            features.append(pred["slot_features"].float().cpu().numpy())
             maps.append(masks.astype(np.int64))
             classes.append(batch["class_mask"].numpy())
             part = {}

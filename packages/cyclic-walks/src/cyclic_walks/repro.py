@@ -10,7 +10,6 @@ baseline from its alpha masks, DINOSAUR's readout).
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import tempfile
 import time
@@ -34,6 +33,8 @@ from cyclic_walks.models import (
     masks_from_transition,
 )
 from cyclic_walks.train import lr_factor
+from visioncore.config import ConfigError, positive
+from visioncore.files import atomic_path, atomic_write_json
 
 METRIC_KEYS = (
     "affinity_gap",
@@ -75,6 +76,21 @@ class ReproConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     eval_seed: int = 0
     processes: int = 3  # seeds run in parallel, one single-threaded process each
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "stride", "histogram_bins", "num_train", "num_val", "num_slots", "steps"):
+            positive(name, getattr(self, name))
+        for name in ("batch_size", "decay_half_life", "fe_slots", "decoder_layers", "processes", "lr"):
+            positive(name, getattr(self, name))
+        positive("warmup_steps", self.warmup_steps, allow_zero=True)
+        positive("alpha", self.alpha, allow_zero=True)
+        positive("beta", self.beta, allow_zero=True)
+        if self.image_size % self.stride:
+            raise ConfigError(f"stride {self.stride} must divide image_size {self.image_size}")
+        if len(self.objects) != 2 or not 1 <= self.objects[0] <= self.objects[1]:
+            raise ConfigError(f"objects must be [min, max] with 1 <= min <= max, got {self.objects}")
+        if not self.seeds:
+            raise ConfigError("seeds must name at least one seed")
 
 
 @dataclass
@@ -300,7 +316,8 @@ def save_visualisation(
         pred = predict_masks(models[name], sub, grid, cfg.eval_seed)
         rows.append([overlay_segmentation(r, m) for r, m in zip(rows[0], pred)])
     tiles = np.stack([t for row in rows for t in row]).transpose(0, 3, 1, 2)
-    save_image_grid(path, tiles, nrow=n)
+    with atomic_path(path) as tmp:
+        save_image_grid(tmp, tiles, nrow=n)
 
 
 def _seed_job(cfg: ReproConfig, seed: int, train: Split, val: Split, grid: tuple[int, int]):
@@ -363,7 +380,7 @@ def run_repro(out_dir: str | Path, cfg: ReproConfig | None = None, log=print) ->
     save_visualisation(out_dir / "masks.png", models, val, grid, cfg)
     means = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
     metrics = {k: (references[k] if k in references else means[k]) for k in METRIC_KEYS}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json(out_dir / "metrics.json", metrics)
     details = {
         "config": asdict(cfg),
         "references": references,
@@ -372,7 +389,7 @@ def run_repro(out_dir: str | Path, cfg: ReproConfig | None = None, log=print) ->
         "expectations": expectations(metrics),
         "wall_seconds": time.time() - started,
     }
-    (out_dir / "details.json").write_text(json.dumps(details, indent=2) + "\n")
+    atomic_write_json(out_dir / "details.json", details)
     return metrics
 
 

@@ -21,7 +21,9 @@ from visioncore.training import (
     iterate_steps,
     make_accelerator,
     progress,
+    save_final,
     seed_everything,
+    should_save,
 )
 
 
@@ -31,8 +33,9 @@ class TrainResult(NamedTuple):
 
 
 def lr_factor(step: int, warmup_steps: int, half_life: int) -> float:
-    """The official schedule: min(1, step / warmup) * 0.5^(step / half_life); the decay starts at step 0."""
-    warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    """The official schedule: min(1, step / warmup) * 0.5^(step / half_life); the decay starts at step 0, and the
+    learning rate of the first optimiser step (step 0) is 0, as in the official scheduler."""
+    warmup = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
     return warmup * 0.5 ** (step / half_life)
 
 
@@ -122,29 +125,28 @@ def train(
         # The walk losses (softmaxes at tau = 0.1, logs) run in float32 even under mixed precision.
         parts = unwrapped.losses(features, slots.float(), grid)
         loss = unwrapped.alpha * parts.wpw + unwrapped.beta * parts.pwp
-        check_finite(loss, step)
         accelerator.backward(loss)
         if cfg.train.grad_clip_inf > 0:
             accelerator.clip_grad_norm_(model.parameters(), cfg.train.grad_clip_inf, norm_type=math.inf)
         optimizer.step()
-        schedule.step()
+        schedule.step()  # once per optimiser step, whatever the number of processes
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         if done % cfg.train.log_every == 0 or done == cfg.train.max_steps:
-            last = {
-                "loss": accelerator.reduce(loss.detach(), "mean").item(),
-                "loss_wpw": accelerator.reduce(parts.wpw.detach(), "mean").item(),
-                "loss_pwp": accelerator.reduce(parts.pwp.detach(), "mean").item(),
-                "lr": schedule.get_last_lr()[0],
-            }
+            # the only host syncs of the loop: at log steps
+            losses = {"loss": loss.detach(), "loss_wpw": parts.wpw.detach(), "loss_pwp": parts.pwp.detach()}
+            check_finite(losses, done, accelerator=accelerator, checkpoint=checkpoints.latest())
+            last = {k: accelerator.reduce(v, "mean").item() for k, v in losses.items()}
+            last["lr"] = schedule.get_last_lr()[0]
             accelerator.log(last, step=done)
-        if done % cfg.train.save_every == 0 or done == cfg.train.max_steps:
+        if should_save(done, cfg.train.save_every, cfg.train.max_steps):
             checkpoints.save(done)
         if stop_after is not None and done >= stop_after:
             break
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        unwrapped.save_pretrained(out_dir / "model")
+    else:
+        save_final(
+            accelerator, out_dir, model=model, config=cfg, checkpoints=checkpoints, step=cfg.train.max_steps
+        )
     accelerator.wait_for_everyone()  # other ranks may read the saved model right after
     accelerator.end_training()
     return TrainResult(unwrapped, last)

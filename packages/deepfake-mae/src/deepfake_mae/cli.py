@@ -9,24 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from deepfake_mae.config import Config, get_config
+from deepfake_mae.config import Config
+from visioncore.config import add_config_args, config_from_args
 from visioncore.console import run_command
-
-
-def _config_args(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--config", default=default, help="config name (paper, tiny, repro, ...) or YAML path")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. --set train.lr=1e-4 (repeatable)",
-    )
+from visioncore.devices import add_device_args, resolve_device, resolve_dtype
 
 
 def _cfg(args: argparse.Namespace) -> Config:
-    return get_config(args.config, args.overrides)
+    return config_from_args(Config, args, package="deepfake_mae")
 
 
 def cmd_make_synthetic(args: argparse.Namespace) -> None:
@@ -76,19 +66,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"saved the detector to {args.out}/model")
 
 
-def _load_detector(path: str):
+def _load_detector(args: argparse.Namespace):
+    """The detector of ``--model`` on ``--device`` in ``--dtype``."""
     from deepfake_mae.models.detector import DeepfakeDetector
 
-    return DeepfakeDetector.from_pretrained(path)
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    return DeepfakeDetector.from_pretrained(args.model).to(device=device, dtype=dtype), device, dtype
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from deepfake_mae.data.dataset import FaceClipDataset
     from deepfake_mae.data.layout import REAL, ffpp_records, list_records
     from deepfake_mae.evaluate import auc_by_set, parse_perturbation, predict_clips
+    from visioncore.files import atomic_write_json
 
     cfg = _cfg(args)
-    model = _load_detector(args.model)
+    model, device, dtype = _load_detector(args)
     if args.list:
         records = [r for lst in args.list for r in list_records(args.list_root or cfg.data.root, lst)]
     else:
@@ -101,27 +94,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         cfg.masking.part_scheme,
         preload=cfg.data.preload,
     )
-    results = {
-        "clean": auc_by_set(predict_clips(model, ds, cfg.eval.batch_size, cfg.eval.mask_seed), records)
-    }
-    for spec in args.perturb:
+    perturbations = {"clean": None, **{spec: parse_perturbation(spec) for spec in args.perturb}}
+    results = {}
+    for name, perturb in perturbations.items():
         preds = predict_clips(
-            model, ds, cfg.eval.batch_size, cfg.eval.mask_seed, perturb=parse_perturbation(spec)
+            model, ds, cfg.eval.batch_size, cfg.eval.mask_seed, perturb=perturb, device=device, dtype=dtype
         )
-        results[spec] = auc_by_set(preds, records)
+        results[name] = auc_by_set(preds, records)
     print(json.dumps(results, indent=2))
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "metrics.json").write_text(json.dumps(results, indent=2))
+        atomic_write_json(Path(args.out) / "metrics.json", results)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from deepfake_mae.predict import predict_videos
 
     cfg = _cfg(args)
+    model, device, dtype = _load_detector(args)
     for row in predict_videos(
         cfg,
-        _load_detector(args.model),
+        model,
         [Path(v) for v in args.videos],
         Path(args.out),
         Path(args.landmarks) if args.landmarks else None,
@@ -135,12 +127,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from deepfake_mae.demo import run_demo
 
-    metrics = run_demo(Path(args.out))
+    metrics = run_demo(Path(args.out), resolve_device(args.device))
     print(json.dumps(metrics, indent=2))
 
 
 def cmd_repro(args: argparse.Namespace) -> None:
-    from deepfake_mae.experiment import run_repro
+    from deepfake_mae.repro import run_repro
 
     cfg = _cfg(args)
     start = time.time()
@@ -155,7 +147,11 @@ def cmd_repro(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from deepfake_mae.bench import run_bench
 
-    print(json.dumps(run_bench(args.configs, args.batch_size, args.steps), indent=2))
+    print(
+        json.dumps(
+            run_bench(args.configs, args.batch_size, args.steps, resolve_device(args.device)), indent=2
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("pretrain", help="Stage A: facial-part MAE on real faces")
-    _config_args(p, "paper")
+    add_config_args(p, default="paper")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     p.add_argument(
@@ -189,15 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="Stage B: the dual-network detector")
-    _config_args(p, "paper")
+    add_config_args(p, default="paper")
     p.add_argument("--out", required=True)
     p.add_argument("--pretrained", help="folder of a pretrained FacePartMAE (pretrain's <out>/model)")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="video-level AUC per test set (+ perturbations)")
-    _config_args(p, "paper")
+    add_config_args(p, default="paper")
     p.add_argument("--model", required=True, help="detector folder (train's <out>/model)")
+    add_device_args(p)
     p.add_argument("--split", default="test")
     p.add_argument(
         "--list", action="append", default=[], help="'name label' CSV (Celeb-DF, DFDC); repeatable"
@@ -210,19 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="fake probability and per-part discrepancy per video, with a PNG")
-    _config_args(p, "paper")
+    add_config_args(p, default="paper")
     p.add_argument("videos", nargs="+")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="detector folder (train's <out>/model)")
+    add_device_args(p)
     p.add_argument("--landmarks", help="folder of <name>.npy landmarks; without it the face is detected")
     p.add_argument("--out", default="predictions")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="tiny end-to-end run on synthetic faces (<= 40 s)")
     p.add_argument("--out", required=True)
+    p.add_argument("--device", default="cpu", help="torch device of the evaluation (default: cpu; CPU-sized)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("repro", help="the acceptance experiment on synthetic faces")
-    _config_args(p, "repro")
+    add_config_args(p, default="repro")
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+", help="default: repro.seeds of the config")
     p.set_defaults(func=cmd_repro)
@@ -231,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", nargs="+", default=["tiny", "paper"])
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.set_defaults(func=cmd_bench)
     return parser
 

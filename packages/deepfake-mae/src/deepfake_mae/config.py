@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import load_config
+from visioncore.config import ConfigError, in_range, load_config, positive
 
 FFPP_FAKES = ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"]
+BRANCHES = ("both", "encoder", "decoder")
+
+
+def _check_schedule(cfg, stage: str) -> None:
+    """Counts, sizes and rates of a training stage (pretrain or train) that must be positive."""
+    for name in ("steps", "batch_size", "keep_last", "log_every"):
+        positive(f"{stage}.{name}", getattr(cfg, name))
+    positive(f"{stage}.lr", cfg.lr)
+    positive(f"{stage}.weight_decay", cfg.weight_decay, allow_zero=True)
+    positive(f"{stage}.warmup_steps", cfg.warmup_steps, allow_zero=True)
+    positive(f"{stage}.save_every", cfg.save_every, allow_zero=True)
+    if cfg.mixed_precision not in ("no", "fp16", "bf16"):
+        raise ConfigError(f"{stage}.mixed_precision must be no, fp16 or bf16, got {cfg.mixed_precision!r}")
 
 
 @dataclass
@@ -24,6 +37,17 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     norm_pix_loss: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "decoder_embed_dim"):
+            positive(f"model.{name}", getattr(self, name))
+        positive("model.decoder_depth", self.decoder_depth, allow_zero=True)
+        positive("model.decoder_num_heads", self.decoder_num_heads)
+        positive("model.mlp_ratio", self.mlp_ratio)
+        if self.img_size % self.patch_size:
+            raise ConfigError(
+                f"model.patch_size {self.patch_size} must divide model.img_size {self.img_size}"
+            )
+
 
 @dataclass
 class MaskingConfig:
@@ -34,6 +58,20 @@ class MaskingConfig:
     part_margin: float = 8.0  # dilation of the part boxes in pixels (at img_size)
     part_loss_weight: float = 1.0  # weight of the part-only loss term (0 = off)
     eval_mask_ratio: float = 0.0  # top-up ratio when masking one part at test time / in network 2
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("parts", "random"):
+            raise ConfigError(f"masking.strategy must be 'parts' or 'random', got {self.strategy!r}")
+        if self.part_scheme not in ("parts", "thirds"):
+            raise ConfigError(f"masking.part_scheme must be 'parts' or 'thirds', got {self.part_scheme!r}")
+        in_range("masking.mask_ratio", self.mask_ratio, 0.0, 1.0)
+        in_range("masking.eval_mask_ratio", self.eval_mask_ratio, 0.0, 1.0)
+        if not self.parts_per_sample or any(not 1 <= k <= 3 for k in self.parts_per_sample):
+            raise ConfigError(
+                f"masking.parts_per_sample must list counts in 1..3, got {self.parts_per_sample}"
+            )
+        positive("masking.part_margin", self.part_margin, allow_zero=True)
+        positive("masking.part_loss_weight", self.part_loss_weight, allow_zero=True)
 
 
 @dataclass
@@ -46,6 +84,11 @@ class DataConfig:
     train_max_frames: int = 270  # RealForensics' cap per training video
     preload: bool = False  # decode every video once into memory (small datasets)
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("clip_len", "max_frames", "train_max_frames"):
+            positive(f"data.{name}", getattr(self, name))
+        positive("data.num_workers", self.num_workers, allow_zero=True)
 
 
 @dataclass
@@ -62,6 +105,9 @@ class PretrainConfig:
     log_every: int = 50
     mixed_precision: str = "no"
 
+    def __post_init__(self) -> None:
+        _check_schedule(self, "pretrain")
+
 
 @dataclass
 class DetectorConfig:
@@ -74,6 +120,23 @@ class DetectorConfig:
     freeze_net2: bool = False  # then network 2's discrepancies are computed once and cached
     margin: float = 1.0  # discrepancy margin m (normalised-pixel MSE; predicting the patch mean scores ~1)
     disc_weight: float = 1.0  # lambda in L = BCE + lambda L_disc
+    # which discrepancy the margin loss acts on: part (per part: a fake's most discrepant part is pushed beyond the
+    # margin, every real part pulled down) | mean (the average over the three parts)
+    margin_loss: str = "part"
+
+    def __post_init__(self) -> None:
+        choices = {"pool": ("cls", "mean"), "temporal": ("mean", "transformer"), "branches": BRANCHES}
+        choices["margin_loss"] = ("part", "mean")
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"detector.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+        positive("detector.temporal_depth", self.temporal_depth)
+        in_range("detector.drop_path", self.drop_path, 0.0, 1.0)
+        positive("detector.head_hidden", self.head_hidden, allow_zero=True)
+        positive("detector.margin", self.margin)
+        positive("detector.disc_weight", self.disc_weight, allow_zero=True)
 
 
 @dataclass
@@ -92,11 +155,18 @@ class TrainConfig:
     balance: bool = True  # oversample reals to the fakes' count (FF++ has 4 fakes per real)
     mixed_precision: str = "no"
 
+    def __post_init__(self) -> None:
+        _check_schedule(self, "train")
+        in_range("train.layer_decay", self.layer_decay, 0.0, 1.0)
+
 
 @dataclass
 class EvalConfig:
     batch_size: int = 8
     mask_seed: int = 0  # the test masks of network 2 / label-free scoring are fixed by this seed
+
+    def __post_init__(self) -> None:
+        positive("eval.batch_size", self.batch_size)
 
 
 @dataclass
@@ -114,6 +184,12 @@ class ReproConfig:
     # Processes running (seed, task) pairs side by side; the threads are split between them.
     workers: int = 1
 
+    def __post_init__(self) -> None:
+        for name in ("train_pairs", "val_pairs", "test_pairs", "num_frames", "workers"):
+            positive(f"repro.{name}", getattr(self, name))
+        if not self.seeds:
+            raise ConfigError("repro.seeds must name at least one seed")
+
 
 @dataclass
 class Config:
@@ -129,6 +205,7 @@ class Config:
 
 
 def get_config(name_or_path: str = "paper", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A shipped config by name (or a YAML path) with dotted overrides; ConfigError on unknown keys or bad values."""
     return load_config(Config, name_or_path, list(overrides), package="deepfake_mae")
 
 
@@ -150,7 +227,7 @@ def mae_kwargs(model: ModelConfig) -> dict:
 def detector_kwargs(cfg: Config) -> dict:
     det = cfg.detector
     return {
-        **mae_kwargs(cfg.model),
+        "mae": mae_kwargs(cfg.model),
         "drop_path": det.drop_path,
         "pool": det.pool,
         "temporal": det.temporal,

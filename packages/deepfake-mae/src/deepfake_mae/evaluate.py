@@ -13,11 +13,9 @@ from torch.utils.data import DataLoader
 
 from deepfake_mae.data.dataset import FaceClipDataset
 from deepfake_mae.data.layout import VideoRecord
-from deepfake_mae.losses import part_pixel_error
-from deepfake_mae.models.detector import DeepfakeDetector
+from deepfake_mae.models.detector import DeepfakeDetector, part_discrepancies
 from deepfake_mae.models.mae import FacePartMAE, normalize_images
-from deepfake_mae.models.masking import box_pixel_mask, patch_membership, single_part_mask
-from visioncore.metrics import roc_auc, video_level_auc
+from visioncore.metrics import video_level_auc
 
 Perturbation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,24 +50,30 @@ def predict_clips(
     mask_seed: int = 0,
     perturb: Perturbation | None = None,
     discrepancy_cache: dict[tuple[str, int], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> ClipPredictions:
     """Fused logits of every clip (the test masks of network 2 are fixed by `mask_seed`). A frozen network 2's
-    discrepancies may come from `discrepancy_cache` {(record key, clip start): (parts,)}."""
-    model.eval()
-    gen = torch.Generator().manual_seed(mask_seed)
+    discrepancies may come from `discrepancy_cache` {(record key, clip start): (parts,)}. The model and the clips are
+    moved to ``device`` and ``dtype`` (default: the model's); the mask generator lives on that device."""
+    first = next(model.parameters())
+    device = torch.device(device) if device is not None else first.device
+    dtype = dtype or first.dtype
+    model.to(device=device, dtype=dtype).eval()
+    gen = torch.Generator(device=device).manual_seed(mask_seed)
     scores, videos, labels, discs = [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        frames = normalize_images(_perturbed(batch["frames"], perturb))
+        frames = normalize_images(_perturbed(batch["frames"], perturb)).to(device=device, dtype=dtype)
         cached = None
         if discrepancy_cache is not None and perturb is None:
             keys = [
                 (dataset.records[v].key, s) for v, s in zip(batch["video"].tolist(), batch["start"].tolist())
             ]
             if all(k in discrepancy_cache for k in keys):
-                cached = torch.stack([discrepancy_cache[k] for k in keys])
-        out = model(frames, batch["boxes"], generator=gen, discrepancy=cached)
-        scores.append(out["logit"].float().numpy())
-        discs.append(out["discrepancy"].float().numpy())
+                cached = torch.stack([discrepancy_cache[k] for k in keys]).to(device=device, dtype=dtype)
+        out = model(frames, batch["boxes"].to(device), generator=gen, discrepancy=cached)
+        scores.append(out["logit"].float().cpu().numpy())
+        discs.append(out["discrepancy"].float().cpu().numpy())
         videos.append(batch["video"].numpy())
         labels.append(batch["label"].numpy())
     return ClipPredictions(
@@ -100,25 +104,18 @@ def part_errors(
     mask_seed: int = 0,
 ) -> np.ndarray:
     """Label-free scoring input: (videos, parts) mean over frames of the part-pixel reconstruction error with that part
-    masked (normalised-pixel space). Each part is masked in turn, topped up to `mask_ratio` with seeded patches."""
+    masked (normalised-pixel space; network 2's ``part_discrepancies``), topped up to `mask_ratio` with seeded
+    patches. Runs on the MAE's device."""
     mae.eval()
-    gen = torch.Generator().manual_seed(mask_seed)
+    device = next(mae.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(mask_seed)
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        frames, boxes = batch["frames"].flatten(0, 1), batch["boxes"].flatten(0, 1)
         time = batch["frames"].shape[1]
-        images = normalize_images(frames)
-        member = patch_membership(boxes, mae.grid, mae.patch_size, part_margin)
-        pixels = box_pixel_mask(boxes, images.shape[-2], images.shape[-1])
-        target = mae.target(images)
-        errs = []
-        for part in range(member.shape[1]):
-            mask, _ = single_part_mask(member, part, mask_ratio, gen)
-            errs.append(
-                part_pixel_error(mae(images, mask), target, pixels[:, part], mae.patch_size, mae.grid)
-            )
-        per_clip = torch.stack(errs, 1).view(-1, time, len(errs)).sum(1).numpy()
+        images = normalize_images(batch["frames"].flatten(0, 1)).to(device)
+        errs = part_discrepancies(mae, images, batch["boxes"].flatten(0, 1), part_margin, mask_ratio, gen)
+        per_clip = errs.view(-1, time, errs.shape[1]).sum(1).float().cpu().numpy()
         for vid, err in zip(batch["video"].tolist(), per_clip):
             sums[vid] = sums.get(vid, 0) + err
             counts[vid] = counts.get(vid, 0) + time
@@ -130,10 +127,6 @@ def zscore_part_scores(errors: np.ndarray, reference: np.ndarray) -> np.ndarray:
     log_ref = np.log(np.maximum(reference, 1e-8))
     mu, sd = log_ref.mean(0), log_ref.std(0) + 1e-6
     return ((np.log(np.maximum(errors, 1e-8)) - mu) / sd).mean(1)
-
-
-def label_free_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    return roc_auc(scores, labels)
 
 
 # ----------------------------------------------------------------------------- DeeperForensics-style perturbations

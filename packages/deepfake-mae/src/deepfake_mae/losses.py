@@ -55,7 +55,30 @@ def part_pixel_error(
 
 
 def discrepancy_margin_loss(discrepancy: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """Network 2's loss: real (label 0) discrepancies pulled to 0, fake (label 1) ones pushed beyond `margin`:
-    L = (1 - y) d + y max(0, m - d), averaged over the batch."""
+    """Network 2's loss on one discrepancy per sample (B,): real (label 0) pulled to 0, fake (label 1) pushed beyond
+    `margin`: L = (1 - y) d + y max(0, m - d), averaged over the batch."""
     labels = labels.float()
     return ((1 - labels) * discrepancy + labels * F.relu(margin - discrepancy)).mean()
+
+
+MARGIN_FORMS = ("part", "mean")
+
+
+def part_margin_loss(
+    discrepancy: torch.Tensor, labels: torch.Tensor, margin: float, form: str = "part"
+) -> torch.Tensor:
+    """The margin discrepancy loss on per-part discrepancies (B, P).
+
+    ``part`` (default, the paper's per-part loss): every part of a real clip is pulled to 0 (mean over parts); a fake
+    clip's hinge acts on its most discrepant part only, max(0, m - max_p d_p), so a mouth-swap batch pushes the part
+    that disagrees (the mouth) beyond the margin and leaves the eye and nose errors alone. ``mean``: the loss on the
+    part average d = mean_p d_p (pushes every part of a fake up together).
+    """
+    if form == "mean":
+        return discrepancy_margin_loss(discrepancy.mean(1), labels, margin)
+    if form != "part":
+        raise ValueError(f"unknown margin-loss form {form!r} (use one of {', '.join(MARGIN_FORMS)})")
+    labels = labels.float()
+    real = discrepancy.mean(1)
+    fake = F.relu(margin - discrepancy.amax(1))
+    return ((1 - labels) * real + labels * fake).mean()

@@ -18,6 +18,7 @@ from deepfake_mae.losses import patchify, unpatchify
 from deepfake_mae.models.detector import DeepfakeDetector
 from deepfake_mae.models.mae import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from deepfake_mae.models.masking import PART_NAMES, patch_membership, single_part_mask
+from visioncore.files import atomic_path
 from visioncore.viz import save_image_grid
 
 
@@ -25,9 +26,12 @@ from visioncore.viz import save_image_grid
 def part_reconstructions(
     model: DeepfakeDetector, frame: torch.Tensor, boxes: torch.Tensor
 ) -> list[torch.Tensor]:
-    """[input, reconstruction, error] images in [0, 1] for each part of one frame (uint8 (3, H, W), boxes (P, 4))."""
+    """[input, reconstruction, error] images in [0, 1] for each part of one frame (uint8 (3, H, W), boxes (P, 4)),
+    computed on the model's device and dtype, returned as float32 on the CPU."""
     mae = model.mae
-    x = normalize_images(frame[None])
+    weight = next(mae.parameters())
+    x = normalize_images(frame[None]).to(device=weight.device, dtype=weight.dtype)
+    boxes = boxes.to(device=weight.device)
     member = patch_membership(boxes[None], mae.grid, mae.patch_size, model.part_margin)
     raw = patchify(x, mae.patch_size)
     mean, std = raw.mean(-1, keepdim=True), (raw.var(-1, keepdim=True) + 1e-6).sqrt()
@@ -36,7 +40,8 @@ def part_reconstructions(
     to_unit = lambda img: (img * std_rgb + mean_rgb).clamp(0, 1)
     tiles = []
     for part in range(member.shape[1]):
-        mask, _ = single_part_mask(member, part, model.mask_ratio, torch.Generator().manual_seed(0))
+        generator = torch.Generator(device=weight.device).manual_seed(0)
+        mask, _ = single_part_mask(member, part, model.mask_ratio, generator)
         pred = mae(x, mask)
         if mae.norm_pix_loss:  # back to pixels with each patch's own statistics
             pred = pred * std + mean
@@ -44,7 +49,7 @@ def part_reconstructions(
         rec = unpatchify(pred, mae.patch_size, mae.grid)[0]
         err = (rec - x[0]).pow(2).mean(0, keepdim=True)
         tiles += [to_unit(x[0]), to_unit(rec), (err / err.max().clamp_min(1e-8)).expand(3, -1, -1)]
-    return tiles
+    return [tile.float().cpu() for tile in tiles]
 
 
 def predict_videos(
@@ -73,9 +78,9 @@ def predict_videos(
             preds = predict_clips(model, ds, cfg.eval.batch_size, cfg.eval.mask_seed)
             item = ds[0]
             png = out / f"{video.stem}_parts.png"
-            save_image_grid(
-                png, torch.stack(part_reconstructions(model, item["frames"][0], item["boxes"][0])), nrow=3
-            )
+            tiles = torch.stack(part_reconstructions(model, item["frames"][0], item["boxes"][0]))
+            with atomic_path(png) as tmp_png:
+                save_image_grid(tmp_png, tiles, nrow=3)
             rows.append(
                 {
                     "video": str(video),

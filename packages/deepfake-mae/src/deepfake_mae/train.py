@@ -15,27 +15,31 @@ from torch.utils.data import DataLoader
 from deepfake_mae.config import Config, detector_kwargs, mae_kwargs
 from deepfake_mae.data.dataset import FaceClipDataset
 from deepfake_mae.data.layout import REAL, VideoRecord, balance_real_fake, ffpp_records
-from deepfake_mae.losses import discrepancy_margin_loss, mae_loss
-from deepfake_mae.models.detector import DeepfakeDetector, param_groups
+from deepfake_mae.losses import mae_loss, part_margin_loss
+from deepfake_mae.models.detector import DeepfakeDetector, param_groups, weight_decay_groups
 from deepfake_mae.models.mae import FacePartMAE, normalize_images
 from deepfake_mae.models.masking import facial_part_mask, patch_membership, random_mask
-from visioncore.config import save_config, to_dict
+from visioncore.config import to_dict
 from visioncore.training import (
     CheckpointManager,
     check_finite,
     iterate_steps,
     make_accelerator,
     progress,
+    save_final,
     seed_everything,
+    should_save,
     warmup_cosine_schedule,
 )
 
 log = logging.getLogger("deepfake_mae")
 
 
-def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
-    """Masks depend only on (seed, step, rank), so a resumed run draws exactly the masks of an uninterrupted one."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729) % 2**63)
+def step_generator(seed: int, step: int, rank: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Masks depend only on (seed, step, rank), so a resumed run draws exactly the masks of an uninterrupted one.
+    The generator lives on ``device``: the device of the tensors it draws (the boxes the masks are built from)."""
+    seed = (seed * 1_000_003 + step * 7_919 + rank * 104_729) % 2**63
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def sample_masks(
@@ -62,14 +66,6 @@ def _loader(dataset, batch_size: int, cfg: Config, shuffle: bool) -> DataLoader:
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle, num_workers=cfg.data.num_workers
     )
-
-
-def _finish(acc, model, out_dir: Path) -> None:
-    """After the last step: the main process writes `<out>/model` (save_pretrained) once every rank is done."""
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        model.save_pretrained(out_dir / "model")
-    acc.end_training()
 
 
 def pretrain(
@@ -106,17 +102,13 @@ def pretrain(
     )
     loader = _loader(dataset, cfg.pretrain.batch_size, cfg, shuffle=True)
     opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=cfg.pretrain.lr,
-        betas=(0.9, 0.95),
-        weight_decay=cfg.pretrain.weight_decay,
+        weight_decay_groups(model, cfg.pretrain.weight_decay), lr=cfg.pretrain.lr, betas=(0.9, 0.95)
     )
     sched = warmup_cosine_schedule(opt, cfg.pretrain.warmup_steps, cfg.pretrain.steps)
+    # prepared: checkpointed with the run, and stepped once per call (make_accelerator's learning-rate rule)
     model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
     ckpt = CheckpointManager(acc, out_dir, keep_last=cfg.pretrain.keep_last)
     start = ckpt.resume() if resume else 0
-    if acc.is_main_process:
-        save_config(cfg, out_dir / "config.yaml")
     core: FacePartMAE = acc.unwrap_model(model)
     model.train()
     bar = _bar(acc, cfg.pretrain.steps, start, "pretrain", show_progress)
@@ -134,27 +126,31 @@ def pretrain(
             None if part_mask is None else part_mask.to(images.device),
             cfg.masking.part_loss_weight,
         )
-        check_finite(loss, step)
         acc.backward(loss)
         opt.step()
-        sched.step()
+        sched.step()  # once per optimiser step
         opt.zero_grad(set_to_none=True)
         bar.update(1)
-        if (step + 1) % cfg.pretrain.log_every == 0:
-            acc.log({"pretrain/loss": loss.item(), "pretrain/lr": sched.get_last_lr()[0]}, step=step + 1)
-        if (step + 1) % cfg.pretrain.save_every == 0 or step + 1 == cfg.pretrain.steps:
-            ckpt.save(step + 1)
+        done = step + 1
+        if done % cfg.pretrain.log_every == 0 or done == cfg.pretrain.steps:  # host syncs at log steps only
+            check_finite(loss.detach(), done, accelerator=acc, checkpoint=ckpt.latest())
+            acc.log({"pretrain/loss": loss.item(), "pretrain/lr": sched.get_last_lr()[0]}, step=done)
+        if should_save(done, cfg.pretrain.save_every, cfg.pretrain.steps):
+            ckpt.save(done)
     bar.close()
-    _finish(acc, core, out_dir)
+    save_final(acc, out_dir, model=model, config=cfg, checkpoints=ckpt, step=cfg.pretrain.steps)
+    acc.end_training()
     return core
 
 
 def detector_loss(cfg: Config, out: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-    """L = BCE(fused logit, y) + lambda L_disc (the margin loss on the part-averaged discrepancy of network 2)."""
+    """L = BCE(fused logit, y) + lambda L_disc (the margin loss on network 2's discrepancies, per part by default;
+    ``detector.margin_loss=mean`` puts it on the part average)."""
     loss = F.binary_cross_entropy_with_logits(out["logit"], labels.float())
-    if cfg.detector.branches != "encoder" and not cfg.detector.freeze_net2 and cfg.detector.disc_weight > 0:
-        disc = out["discrepancy"].mean(1)
-        loss = loss + cfg.detector.disc_weight * discrepancy_margin_loss(disc, labels, cfg.detector.margin)
+    det = cfg.detector
+    if det.branches != "encoder" and not det.freeze_net2 and det.disc_weight > 0:
+        disc = part_margin_loss(out["discrepancy"], labels, det.margin, det.margin_loss)
+        loss = loss + det.disc_weight * disc
     return loss
 
 
@@ -202,11 +198,9 @@ def train_detector(
         group["lr"] = cfg.train.lr * group.pop("lr_scale")
     opt = torch.optim.AdamW(groups, lr=cfg.train.lr)
     sched = warmup_cosine_schedule(opt, cfg.train.warmup_steps, cfg.train.steps)
-    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)  # stepped once per call
     ckpt = CheckpointManager(acc, out_dir, keep_last=cfg.train.keep_last)
     start = ckpt.resume() if resume else 0
-    if acc.is_main_process:
-        save_config(cfg, out_dir / "config.yaml")
     core: DeepfakeDetector = acc.unwrap_model(model)
     # Frozen network 2: discrepancies per (video key, clip start), computed once (or handed in by the caller).
     cache = discrepancy_cache if discrepancy_cache is not None else {}
@@ -224,23 +218,23 @@ def train_detector(
                 with torch.no_grad():
                     fresh = core.discrepancies(frames[missing], boxes[missing])
                 cache.update({keys[i]: d for i, d in zip(missing, fresh)})
-            cached = torch.stack([cache[k] for k in keys])
-        out = model(
-            frames, boxes, generator=step_generator(cfg.seed, step, acc.process_index), discrepancy=cached
-        )
+            cached = torch.stack([cache[k] for k in keys]).to(frames.device)
+        generator = step_generator(cfg.seed, step, acc.process_index, device=frames.device)
+        out = model(frames, boxes, generator=generator, discrepancy=cached)
         loss = detector_loss(cfg, out, labels)
-        check_finite(loss, step)
         acc.backward(loss)
         opt.step()
-        sched.step()
+        sched.step()  # once per optimiser step
         opt.zero_grad(set_to_none=True)
         bar.update(1)
-        if (step + 1) % cfg.train.log_every == 0:
-            acc.log(
-                {"train/loss": loss.item(), "train/disc": out["discrepancy"].mean().item()}, step=step + 1
-            )
-        if (step + 1) % cfg.train.save_every == 0 or step + 1 == cfg.train.steps:
-            ckpt.save(step + 1)
+        done = step + 1
+        if done % cfg.train.log_every == 0 or done == cfg.train.steps:  # host syncs at log steps only
+            check_finite(loss.detach(), done, accelerator=acc, checkpoint=ckpt.latest())
+            values = {"train/loss": loss.item(), "train/disc": out["discrepancy"].mean().item()}
+            acc.log({**values, "train/lr": sched.get_last_lr()[0]}, step=done)
+        if should_save(done, cfg.train.save_every, cfg.train.steps):
+            ckpt.save(done)
     bar.close()
-    _finish(acc, core, out_dir)
+    save_final(acc, out_dir, model=model, config=cfg, checkpoints=ckpt, step=cfg.train.steps)
+    acc.end_training()
     return core

@@ -36,6 +36,16 @@ class CyclicWalks(nn.Module, PretrainedMixin):
         self.tau, self.affinity_threshold = tau, affinity_threshold
         self.alpha, self.beta, self.use_position_prior = alpha, beta, position_prior
         self.encoder = SlotEncoder(feature_dim, iters=iters, mlp_hidden=mlp_hidden)
+        # The N x N positional prior depends only on the grid (and tau, dim): built once per grid, device and dtype.
+        self._priors: dict[tuple, torch.Tensor] = {}
+
+    def position_prior(self, grid: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        """MOVi's positional prior [N, N] for ``grid`` on ``like``'s device and dtype (cached)."""
+        key = (tuple(grid), like.device, like.dtype)
+        if key not in self._priors:
+            prior = positional_prior(grid_position_embedding(tuple(grid), self.feature_dim), self.tau)
+            self._priors[key] = prior.to(like)
+        return self._priors[key]
 
     def forward(self, features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Frozen features [B, N, C] -> slots [B, K, C] (slot size = feature dim)."""
@@ -45,7 +55,7 @@ class CyclicWalks(nn.Module, PretrainedMixin):
     def losses(self, features: torch.Tensor, slots: torch.Tensor, grid: tuple[int, int]) -> WalkLosses:
         prior = None
         if self.use_position_prior:
-            prior = positional_prior(grid_position_embedding(grid, self.feature_dim), self.tau).to(features)
+            prior = self.position_prior(grid, features)
         return cyclic_walk_losses(features, slots, self.tau, self.affinity_threshold, prior)
 
     def loss(self, features: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, WalkLosses]:

@@ -5,7 +5,6 @@ nearest detection's crop and are listed per video in the report (never dropped s
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import cv2
 import numpy as np
 
 from deepfake_mae.data.layout import COMPRESSION, load_landmarks
+from visioncore.files import atomic_write_json
 from visioncore.video import VideoReadError, read_video, write_video
 
 # Template for the 5 points (left eye, right eye, nose tip, mouth left, mouth right) in fractions of the crop: a
@@ -148,7 +148,7 @@ def preprocess_folder(
         "reports": [asdict(r) for r in reports],
     }
     out_root.mkdir(parents=True, exist_ok=True)
-    (out_root / "report.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out_root / "report.json", summary)
     return summary
 
 

@@ -10,7 +10,9 @@ unknown key is a CheckpointError naming the file and the keys.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import pickle
 import re
 from pathlib import Path
 
@@ -57,6 +59,21 @@ _MAE_DECODER = {
 }
 
 
+def _torch_load(path: Path) -> object:
+    """``torch.load(weights_only=True)`` plus ``argparse.Namespace``: MAE's own training checkpoints
+    (``checkpoint-N.pth``: model, optimizer, epoch, scaler and the run's ``args`` Namespace) load; any other global (a
+    ``defaultdict``, a ``PosixPath`` inside ``args``) is refused naming the file and the global, without running it."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        name = found.group(1) if found else str(err).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path}: refused to unpickle the global {name} (not a plain tensor checkpoint)"
+        ) from None
+
+
 def read_state(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
     """Tensors of a checkpoint file or a transformers folder (safetensors or torch.load(weights_only=True))."""
     path = Path(path)
@@ -68,11 +85,9 @@ def read_state(path: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        obj = (
-            load_file(path)
-            if path.suffix == ".safetensors"
-            else torch.load(path, map_location="cpu", weights_only=True)
-        )
+        obj = load_file(path) if path.suffix == ".safetensors" else _torch_load(path)
+    except CheckpointError:
+        raise
     except Exception as err:
         raise CheckpointError(f"{path}: cannot read checkpoint: {str(err).splitlines()[0]}") from None
     for key in ("model", "state_dict"):

@@ -2,22 +2,24 @@
 
 Network 1: the pretrained MAE encoder, finetuned on unmasked frames; per-frame CLS (or mean) token, temporal
 aggregation (mean or a small temporal transformer), linear head -> s_enc.
-Network 2: its own copy of the pretrained MAE (encoder + decoder). Each facial part is masked in turn and
-reconstructed; the per-part discrepancy d_p (MSE over the part's pixels in normalised-pixel space) is averaged over
-time, and an MLP on log d gives s_dec. Trained with the margin discrepancy loss (real pulled to the input, fakes pushed
-beyond a margin). Fused logit s = s_enc + s_dec; fake = 1.
+Network 2: its own copy of the pretrained MAE (encoder + decoder). Each facial part is masked in turn (the three views
+in one forward) and reconstructed; the per-part discrepancy d_p (MSE over the part's pixels in normalised-pixel space)
+is averaged over time, and a monotone MLP on log d gives s_dec. Trained with the margin discrepancy loss (real pulled
+to the input, fakes pushed beyond a margin; per part by default). Fused logit s = s_enc + s_dec; fake = 1.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepfake_mae.losses import part_pixel_error
-from deepfake_mae.models.mae import FacePartMAE, build_encoder
-from deepfake_mae.models.masking import box_pixel_mask, patch_membership, single_part_mask
+from deepfake_mae.models.mae import FacePartMAE, build_encoder, mae_initialize_
+from deepfake_mae.models.masking import box_pixel_mask, every_part_mask, patch_membership
 from visioncore.hub import PretrainedMixin
 
 BRANCHES = ("both", "encoder", "decoder")
@@ -40,38 +42,50 @@ class TemporalTransformer(nn.Module):
 
 
 class PartDiscrepancyHead(nn.Module):
-    """MLP head of network 2 on the per-part log discrepancies.
+    """Network 2's head on the per-part log discrepancies, monotone non-decreasing in every discrepancy.
 
-    Each part's log discrepancy is standardised (BatchNorm without affine, i.e. running z-scores per part), one MLP
-    shared by all parts scores it, and the part scores are summed. Sharing the MLP treats the parts as exchangeable,
+    Each part's log discrepancy is standardised (BatchNorm without affine, i.e. running z-scores per part), one
+    monotone MLP shared by all parts scores it (non-negative weights through softplus, ReLU; ``hidden=0``: a linear
+    head with a non-negative slope), and the part scores are summed. A larger reconstruction discrepancy can thus never
+    mean "less fake" (an unconstrained MLP learned U-shaped scores). Sharing the MLP treats the parts as exchangeable,
     so a head trained on one manipulated part (e.g. mouth swaps) also reads a large discrepancy on another part.
     """
 
     def __init__(self, num_parts: int, hidden: int):
         super().__init__()
         self.norm = nn.BatchNorm1d(num_parts, affine=False)
-        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        width = max(hidden, 1)
+        self.hidden = hidden
+        self.w1 = nn.Parameter(
+            torch.randn(width) * 0.5
+        )  # raw weights: the used weights are softplus(raw) > 0
+        self.b1 = nn.Parameter(torch.zeros(width))
+        self.w2 = nn.Parameter(torch.randn(width) * 0.5 - 1.0)
+        self.b2 = nn.Parameter(torch.zeros(()))
+
+    def part_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., P) standardised log discrepancies -> (..., P) part scores, non-decreasing in each input."""
+        x = z.unsqueeze(-1)
+        if self.hidden > 0:
+            x = torch.relu(x * F.softplus(self.w1) + self.b1)
+        return (x * F.softplus(self.w2)).sum(-1) + self.b2 / z.shape[-1]
 
     def forward(self, discrepancy: torch.Tensor) -> torch.Tensor:
-        z = self.norm(discrepancy.clamp_min(1e-6).log())
-        return self.mlp(z.unsqueeze(-1)).squeeze(-1).sum(-1)
+        # in the head's own dtype (network 2's pixel errors come in float32 under bf16 inference)
+        z = self.norm(discrepancy.to(self.b1.dtype).clamp_min(1e-6).log())
+        return self.part_scores(z).sum(-1)
 
 
 class DeepfakeDetector(nn.Module, PretrainedMixin):
-    """forward(frames (B, T, 3, H, W) ImageNet-normalised, boxes (B, T, P, 4)) -> dict of logits and discrepancies."""
+    """forward(frames (B, T, 3, H, W) ImageNet-normalised, boxes (B, T, P, 4)) -> dict of logits and discrepancies.
+
+    ``mae`` is the FacePartMAE configuration (its constructor's keyword arguments, e.g. ``config.mae_kwargs``): network
+    1's encoder and network 2's MAE are built from it, so the two can never disagree.
+    """
 
     def __init__(
         self,
-        img_size: int = 224,
-        patch_size: int = 16,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        decoder_embed_dim: int = 512,
-        decoder_depth: int = 8,
-        decoder_num_heads: int = 16,
-        mlp_ratio: float = 4.0,
-        norm_pix_loss: bool = True,
+        mae: dict | None = None,
         drop_path: float = 0.1,
         pool: str = "cls",
         temporal: str = "mean",
@@ -89,27 +103,31 @@ class DeepfakeDetector(nn.Module, PretrainedMixin):
             raise ValueError(
                 f"bad detector options pool={pool!r} temporal={temporal!r} branches={branches!r}"
             )
+        params = inspect.signature(FacePartMAE).parameters
+        unknown = sorted(set(mae or {}) - set(params))
+        if unknown:
+            raise ValueError(f"DeepfakeDetector: unknown MAE option(s) {', '.join(unknown)}")
+        m = {name: p.default for name, p in params.items()} | dict(mae or {})
         self.pool, self.branches, self.freeze_net2 = pool, branches, freeze_net2
         self.mask_ratio, self.part_margin, self.num_parts = mask_ratio, part_margin, num_parts
-        self.encoder = build_encoder(img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio, drop_path)
+        self.mae = FacePartMAE(**m)
+        self.encoder = build_encoder(
+            m["img_size"],
+            m["patch_size"],
+            m["embed_dim"],
+            m["depth"],
+            m["num_heads"],
+            m["mlp_ratio"],
+            drop_path,
+        )
+        mae_initialize_(self.encoder)  # network 1 starts from the MAE recipe too (load_mae overwrites both)
+        embed_dim = m["embed_dim"]
         self.temporal = (
-            TemporalTransformer(embed_dim, temporal_depth, num_heads, max_frames)
+            TemporalTransformer(embed_dim, temporal_depth, m["num_heads"], max_frames)
             if temporal == "transformer"
             else None
         )
         self.enc_head = nn.Linear(embed_dim, 1)
-        self.mae = FacePartMAE(
-            img_size,
-            patch_size,
-            embed_dim,
-            depth,
-            num_heads,
-            decoder_embed_dim,
-            decoder_depth,
-            decoder_num_heads,
-            mlp_ratio,
-            norm_pix_loss,
-        )
         self.dec_head = PartDiscrepancyHead(num_parts, head_hidden)
         # Unused branches are frozen so that DDP sees no parameter without a gradient.
         if freeze_net2 or branches == "encoder":
@@ -137,25 +155,21 @@ class DeepfakeDetector(nn.Module, PretrainedMixin):
 
     def discrepancies(
         self, frames: torch.Tensor, boxes: torch.Tensor, generator: torch.Generator | None = None
-    ):
+    ) -> torch.Tensor:
         """(B, P) per-part reconstruction discrepancy, each part masked in turn, averaged over the clip's frames."""
         batch, time = frames.shape[:2]
-        images, flat_boxes = frames.flatten(0, 1), boxes.flatten(0, 1)
-        mae = self.mae
-        member = patch_membership(flat_boxes, mae.grid, mae.patch_size, self.part_margin)
-        pixels = box_pixel_mask(flat_boxes, images.shape[-2], images.shape[-1])
         if self.freeze_net2:  # fixed masks make a frozen network 2 a pure function of the clip (cacheable)
-            generator = torch.Generator().manual_seed(0)
-        target = mae.target(images)
-        out = []
+            generator = torch.Generator(device=frames.device).manual_seed(0)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_net2):
-            for part in range(member.shape[1]):
-                mask, _ = single_part_mask(member, part, self.mask_ratio, generator)
-                err = part_pixel_error(
-                    mae(images, mask.to(images.device)), target, pixels[:, part], mae.patch_size, mae.grid
-                )
-                out.append(err.view(batch, time).mean(1))
-        return torch.stack(out, 1)
+            err = part_discrepancies(
+                self.mae,
+                frames.flatten(0, 1),
+                boxes.flatten(0, 1),
+                self.part_margin,
+                self.mask_ratio,
+                generator,
+            )
+        return err.view(batch, time, -1).mean(1)
 
     def forward(
         self,
@@ -188,6 +202,20 @@ def layer_id(name: str, depth: int) -> int:
     return int(match.group(1)) + 1 if match else depth + 1
 
 
+def skips_weight_decay(name: str, param: nn.Parameter) -> bool:
+    """The MAE recipe's undecayed parameters: biases and other 1-D parameters (norms), tokens, position embeddings."""
+    return param.ndim <= 1 or name.endswith((".bias", "cls_token", "pos_embed", "mask_token", ".pos"))
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups as MAE's pretraining: decayed weights, and the undecayed ones (weight_decay 0)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if skips_weight_decay(name, param) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def param_groups(model: nn.Module, weight_decay: float, layer_decay: float, depth: int) -> list[dict]:
     """AdamW groups with layer-wise lr decay (BEiT/MAE finetuning): scale = decay^(depth + 1 - layer); no weight decay
     on biases, norms and tokens. Each group carries `lr_scale` (multiply the base lr by it)."""
@@ -195,7 +223,7 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float, dept
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        no_decay = param.ndim == 1 or name.endswith(("cls_token", "pos_embed", "mask_token", ".pos"))
+        no_decay = skips_weight_decay(name, param)
         layer = layer_id(name, depth)
         group = groups.setdefault(
             (layer, no_decay),
@@ -207,3 +235,30 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float, dept
         )
         group["params"].append(param)
     return list(groups.values())
+
+
+def part_discrepancies(
+    mae: FacePartMAE,
+    images: torch.Tensor,
+    boxes: torch.Tensor,
+    part_margin: float,
+    mask_ratio: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(N, P) reconstruction discrepancy of each image's parts (MSE over the part's pixels in normalised-pixel space,
+    the part masked and topped up to ``mask_ratio``): the P part-masked views run through the MAE in ONE forward.
+
+    The single implementation behind network 2 and the label-free scores. ``generator`` lives on the images' device.
+    """
+    n = images.shape[0]
+    boxes = boxes.to(images.device)
+    member = patch_membership(boxes, mae.grid, mae.patch_size, part_margin)  # (N, P, L)
+    parts = member.shape[1]
+    pixels = box_pixel_mask(boxes, images.shape[-2], images.shape[-1])  # (N, P, H, W)
+    mask, _ = every_part_mask(member, mask_ratio, generator)  # (P*N, L), part-major
+    views = images.repeat(parts, 1, 1, 1)
+    target = mae.target(images).repeat(parts, 1, 1)
+    err = part_pixel_error(
+        mae(views, mask), target, pixels.transpose(0, 1).flatten(0, 1), mae.patch_size, mae.grid
+    )
+    return err.view(parts, n).T

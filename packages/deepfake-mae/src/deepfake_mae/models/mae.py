@@ -7,6 +7,8 @@ transformer blocks, linear head to patch*patch*3 values. Defaults are ViT-B/16 a
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -69,7 +71,11 @@ class MAEDecoder(nn.Module):
         self.register_buffer(
             "pos_embed", sincos_pos_embed_2d(dim, grid, cls_token=True)[None], persistent=False
         )
-        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
+        # MAE's decoder blocks: LayerNorm eps 1e-6, passed explicitly so that a timm default cannot change it
+        norm = partial(nn.LayerNorm, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            Block(dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm) for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pred = nn.Linear(dim, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)
@@ -78,12 +84,33 @@ class MAEDecoder(nn.Module):
         """tokens (B, 1+K, D_enc) for the CLS + visible patches at `visible` (B, K) -> (B, N, patch*patch*3)."""
         x = self.embed(tokens)
         batch, _, dim = x.shape
-        full = self.mask_token.expand(batch, num_patches, dim).clone()
+        full = self.mask_token.to(x.dtype).expand(batch, num_patches, dim).clone()  # x is bf16 under autocast
         full = full.scatter(1, visible[..., None].expand(-1, -1, dim), x[:, 1:])
         x = torch.cat([x[:, :1], full], dim=1) + self.pos_embed
         for block in self.blocks:
             x = block(x)
         return self.pred(self.norm(x))[:, 1:]
+
+
+def mae_initialize_(module: nn.Module) -> None:
+    """MAE's ``initialize_weights`` (models_mae.py): xavier-uniform on every Linear with zero biases, the patch
+    embedding initialised as a Linear on its flattened weight (its bias left as PyTorch made it), cls and mask tokens
+    normal(0, 0.02), LayerNorm weight 1 and bias 0; the sin-cos position tables are fixed buffers/frozen already."""
+    for name, param in module.named_parameters():
+        if name.endswith(("cls_token", "mask_token")):
+            nn.init.normal_(param, std=0.02)
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            nn.init.xavier_uniform_(sub.weight)
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+        elif isinstance(sub, nn.LayerNorm):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+    for sub in module.modules():
+        proj = getattr(getattr(sub, "patch_embed", None), "proj", None)
+        if isinstance(proj, nn.Conv2d):
+            nn.init.xavier_uniform_(proj.weight.view(proj.weight.shape[0], -1))
 
 
 def visible_indices(mask: torch.Tensor) -> torch.Tensor:
@@ -121,6 +148,12 @@ class FacePartMAE(nn.Module, PretrainedMixin):
         self.decoder = MAEDecoder(
             embed_dim, decoder_embed_dim, decoder_depth, decoder_num_heads, self.grid, patch_size, mlp_ratio
         )
+        self.initialize_weights()
+
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """From-scratch initialisation as MAE's ``initialize_weights`` (see :func:`mae_initialize_`)."""
+        mae_initialize_(self)
 
     def encode(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         visible = visible_indices(mask)

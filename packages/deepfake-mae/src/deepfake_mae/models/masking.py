@@ -2,16 +2,20 @@
 
 Parts come from landmarks: a part is the bounding box of its landmark group, dilated by a margin; a patch belongs to
 the part when the dilated box touches it (equivalent to FSFM/MARLIN's max-pool of the part map with kernel = patch).
-Per sample 1-2 parts are masked completely and every sample is topped up with random patches to one common count, at
-least the mask ratio, so that the encoder sees equal token counts across the batch.
+Per sample 1-2 parts are masked completely (only parts that fit within the target count are chosen) and every sample
+is topped up with random patches to exactly round(ratio * N), so that the encoder sees equal token counts across the
+batch. Random patches follow MAE's ``random_masking``: the lowest-noise patches stay visible.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import torch
+
+log = logging.getLogger("deepfake_mae")
 
 PART_NAMES = ("eyes", "nose", "mouth")
 THIRD_NAMES = ("upper", "middle", "lower")
@@ -113,25 +117,83 @@ def box_pixel_mask(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor
     return rows[..., :, None] & cols[..., None, :]
 
 
-def top_up_mask(
-    must_mask: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Extend each row of `must_mask` (B, N) with random patches to one common count >= ceil(ratio * N).
+def mask_keeping_lowest_noise(noise: torch.Tensor, num_masked: int, must_mask: torch.Tensor | None = None):
+    """MAE's ``random_masking`` rule: per row of ``noise`` (B, N), keep the N - num_masked patches with the LOWEST noise
+    visible and mask the rest; patches in ``must_mask`` (B, N) are masked whatever their noise (they sort last)."""
+    batch, num = noise.shape
+    if must_mask is not None:
+        noise = noise.masked_fill(must_mask, float("inf"))
+    keep = noise.argsort(dim=1, stable=True)[:, : num - num_masked]
+    mask = torch.ones(batch, num, dtype=torch.bool, device=noise.device)
+    return mask.scatter(1, keep, False)
 
-    Patches in `must_mask` are always kept masked (a chosen part is never partly visible); at least one patch stays
-    visible. Raises ValueError when a row's compulsory patches cover the whole image.
+
+def _noise(
+    batch: int, num: int, generator: torch.Generator | None, device: torch.device, noise: torch.Tensor | None
+) -> torch.Tensor:
+    if noise is not None:
+        if noise.shape != (batch, num):
+            raise ValueError(f"noise must have shape ({batch}, {num}), got {tuple(noise.shape)}")
+        return noise.to(device)
+    return torch.rand(batch, num, generator=generator, device=device)
+
+
+def top_up_mask(
+    must_mask: torch.Tensor,
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Extend each row of ``must_mask`` (B, N) with random patches to one common count >= ceil(ratio * N).
+
+    Patches in ``must_mask`` are always kept masked (a chosen part is never partly visible); the other masked patches
+    are those of highest ``noise`` (MAE's rule). Used for network 2's one-part views, whose counts must agree across a
+    batch. At least one patch stays visible; a row whose compulsory patches cover the whole image is a ValueError.
     """
     batch, num = must_mask.shape
     need = int(must_mask.sum(1).max()) if batch else 0
     if need >= num:
         raise ValueError(f"a part covers all {num} patches; nothing would stay visible")
     target = min(max(math.ceil(mask_ratio * num), need), num - 1)
-    noise = torch.rand(batch, num, generator=generator, device=must_mask.device)
-    noise = noise.masked_fill(must_mask, -1.0)  # compulsory patches sort first
-    order = noise.argsort(dim=1)
-    mask = torch.zeros_like(must_mask)
-    mask.scatter_(1, order[:, :target], True)
-    return mask
+    return mask_keeping_lowest_noise(
+        _noise(batch, num, generator, must_mask.device, noise), target, must_mask
+    )
+
+
+_WARNED_OVERSIZED_PART = False
+
+
+def _choose_parts(
+    membership: torch.Tensor, ks: torch.Tensor, order: torch.Tensor, target: int
+) -> tuple[torch.Tensor, int]:
+    """Per sample, walk its random part order and take up to k parts whose union stays within ``target`` patches.
+
+    A sample none of whose parts fits alone takes its smallest part, and the batch target grows to that count (said
+    once). Returns (part_mask (B, N), the masked count every sample gets)."""
+    global _WARNED_OVERSIZED_PART
+    batch = membership.shape[0]
+    rows = torch.arange(batch, device=membership.device)
+    union = torch.zeros_like(membership[:, 0])
+    taken = torch.zeros(batch, dtype=torch.long, device=membership.device)
+    for j in range(membership.shape[1]):
+        candidate = union | membership[rows, order[:, j]]
+        accept = (taken < ks) & (candidate.sum(1) <= target)
+        union = torch.where(accept[:, None], candidate, union)
+        taken = taken + accept.long()
+    empty = taken == 0
+    if bool(empty.any()):
+        sizes = membership.sum(-1)  # (B, P)
+        smallest = membership[rows, sizes.argmin(1)]
+        union = torch.where(empty[:, None], smallest, union)
+        grown = int(smallest[empty].sum(1).max())
+        if not _WARNED_OVERSIZED_PART:
+            log.warning(
+                "a facial part alone covers %d patches, more than the %d of the mask ratio; masking %d",
+                grown, target, grown,
+            )  # fmt: skip
+            _WARNED_OVERSIZED_PART = True
+        target = max(target, grown)
+    return union, target
 
 
 def facial_part_mask(
@@ -139,31 +201,58 @@ def facial_part_mask(
     mask_ratio: float,
     parts_per_sample: tuple[int, ...] = (1, 2),
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample the part masks of a batch: returns (mask, part_mask), both bool (B, N).
 
-    membership: bool (B, P, N). Per sample k in `parts_per_sample` parts are drawn; part_mask marks their patches,
-    mask = part_mask topped up with random patches (see `top_up_mask`).
+    membership: bool (B, P, N). Per sample k in ``parts_per_sample`` parts are drawn in a random order, skipping any
+    part that would take the sample's compulsory count beyond the target round(ratio * N); part_mask marks the chosen
+    parts' patches (never partly visible) and every sample is topped up to exactly the target with the highest-
+    ``noise`` other patches. Draws happen on ``membership``'s device (``generator`` must live there).
     """
-    batch, num_parts, _ = membership.shape
-    choices = torch.tensor(parts_per_sample)
-    ks = choices[torch.randint(len(choices), (batch,), generator=generator)]
-    ranks = torch.rand(batch, num_parts, generator=generator).argsort(dim=1).argsort(dim=1)
-    chosen = ranks < ks[:, None]  # (B, P): the first k parts of a random order
-    part_mask = (membership & chosen[:, :, None].to(membership.device)).any(1)
-    return top_up_mask(part_mask, mask_ratio, generator), part_mask
+    batch, num_parts, num = membership.shape
+    device = membership.device
+    choices = torch.tensor(parts_per_sample, device=device)
+    ks = choices[torch.randint(len(choices), (batch,), generator=generator, device=device)]
+    order = torch.rand(batch, num_parts, generator=generator, device=device).argsort(dim=1)
+    target = min(round(mask_ratio * num), num - 1)
+    part_mask, target = _choose_parts(membership, ks, order, target)
+    if target >= num:
+        raise ValueError(f"a part covers all {num} patches; nothing would stay visible")
+    noise = _noise(batch, num, generator, device, noise)
+    return mask_keeping_lowest_noise(noise, target, part_mask), part_mask
 
 
 def single_part_mask(
     membership: torch.Tensor, part: int, mask_ratio: float, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask one given part in every sample (evaluation / network 2), topped up like `facial_part_mask`."""
+    """Mask one given part in every sample (evaluation / network 2), topped up to the batch's common count."""
     part_mask = membership[:, part]
     return top_up_mask(part_mask, mask_ratio, generator), part_mask
 
 
+def every_part_mask(
+    membership: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network 2's views: each part masked in turn, as ONE batch (P*B, N) in part-major order, all views topped up to
+    one common count (so the P views run through the MAE in a single forward). Returns (mask, part_mask)."""
+    part_mask = membership.transpose(0, 1).flatten(0, 1)  # (P*B, N): part 0 of every sample, then part 1, ...
+    return top_up_mask(part_mask, mask_ratio, generator), part_mask
+
+
 def random_mask(
-    batch: int, num_patches: int, mask_ratio: float, generator: torch.Generator | None = None
+    batch: int,
+    num_patches: int,
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+    *,
+    noise: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """MAE's random-patch masking (the ablation): ceil(ratio * N) random patches per sample."""
-    return top_up_mask(torch.zeros(batch, num_patches, dtype=torch.bool), mask_ratio, generator)
+    """MAE's ``random_masking`` (the ablation): N - int(N * (1 - ratio)) patches per sample, those of highest noise
+    (uniform noise from ``generator`` on ``device``, or a given ``noise`` (B, N) so MAE's noise gives MAE's mask)."""
+    device = torch.device(device) if device is not None else (noise.device if noise is not None else None)
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    num_masked = num_patches - int(num_patches * (1 - mask_ratio))
+    return mask_keeping_lowest_noise(_noise(batch, num_patches, generator, device, noise), num_masked)
