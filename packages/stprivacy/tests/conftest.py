@@ -1,0 +1,23 @@
+import pytest
+import torch
+
+TINY = dict(
+    img_size=32,
+    num_frames=8,
+    tubelet=(2, 8, 8),
+    embed_dim=48,
+    depth=6,
+    num_heads=3,
+    pruning_loc=(1, 2, 3),
+    keep_ratio=0.6,
+)
+
+
+@pytest.fixture
+def tiny_kwargs():
+    return dict(TINY)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
