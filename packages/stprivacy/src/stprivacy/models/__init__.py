@@ -2,7 +2,7 @@
 
 from .inflate import OFFICIAL_KEY_MAP, convert_official_state, inflate_image_checkpoint
 from .layers import masked_softmax
-from .recognizers import Conv3dNet, PooledMLP, VideoViT, build_recognizer
+from .recognizers import Conv3dNet, PooledMLP, TubeletBag, VideoViT, build_recognizer, recognize
 from .stprivacy import (
     Anonymized,
     AnonymizerOutput,
@@ -20,11 +20,13 @@ __all__ = [
     "PooledMLP",
     "STPrivacy",
     "TokenPredictor",
+    "TubeletBag",
     "VideoViT",
     "build_recognizer",
     "convert_official_state",
     "freeze_for_anonymization",
     "inflate_image_checkpoint",
     "masked_softmax",
+    "recognize",
     "tokens_per_slice",
 ]

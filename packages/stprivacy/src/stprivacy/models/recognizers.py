@@ -19,7 +19,7 @@ from visioncore.hub import PretrainedMixin
 
 from .layers import Block, TubeletEmbed
 
-__all__ = ["Conv3dNet", "PooledMLP", "VideoViT", "build_recognizer"]
+__all__ = ["Conv3dNet", "PooledMLP", "TubeletBag", "VideoViT", "build_recognizer", "recognize"]
 
 
 class VideoViT(nn.Module, PretrainedMixin):
@@ -86,19 +86,18 @@ class VideoViT(nn.Module, PretrainedMixin):
 
 
 class Conv3dNet(nn.Module, PretrainedMixin):
-    """A small 3-D CNN (three 3x3x3 conv stages); pools to a 2x2 spatial grid so object position stays readable."""
+    """A small 3-D CNN: three strided 3x3x3 convs (full temporal resolution first, so 2 px/frame motion stays
+    visible), pooled to a 2x2 spatial grid so object position stays readable."""
 
-    def __init__(self, num_outputs: int = 5, width: int = 16, in_chans: int = 3):
+    def __init__(self, num_outputs: int = 5, width: int = 12, in_chans: int = 3):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv3d(in_chans, w, 3, padding=1),
+            nn.Conv3d(in_chans, w, 3, stride=(1, 2, 2), padding=1),
             nn.GELU(),
-            nn.MaxPool3d((1, 2, 2)),
-            nn.Conv3d(w, 2 * w, 3, padding=1),
+            nn.Conv3d(w, 2 * w, 3, stride=2, padding=1),
             nn.GELU(),
-            nn.MaxPool3d(2),
-            nn.Conv3d(2 * w, 4 * w, 3, padding=1),
+            nn.Conv3d(2 * w, 4 * w, 3, stride=(1, 2, 2), padding=1),
             nn.GELU(),
             nn.AdaptiveAvgPool3d((1, 2, 2)),
         )
@@ -130,6 +129,47 @@ class PooledMLP(nn.Module, PretrainedMixin):
         return self.mlp(self.pool(video))
 
 
+class TubeletBag(nn.Module, PretrainedMixin):
+    """Ours: a bag of kept tubelets, no positions: per-tubelet 3-D conv, keep-weighted mean pool, MLP head.
+
+    Used as the in-training action recognizer of the synthetic experiment: without positions it cannot read the
+    action from the layout of dropped tubelets, only from motion inside kept ones, so its gradient pushes the keep
+    decisions onto the actor.
+    """
+
+    def __init__(self, num_outputs: int = 4, tubelet: Sequence[int] = (2, 16, 16), width: int = 16, in_chans: int = 3):
+        super().__init__()
+        self.tubelet = tuple(int(v) for v in tubelet)
+        self.in_chans = in_chans
+        self.encoder = nn.Sequential(
+            nn.Conv3d(in_chans, width, (self.tubelet[0], 3, 3), padding=(0, 1, 1)),
+            nn.GELU(),
+            nn.Conv3d(width, width, (1, 3, 3), padding=(0, 1, 1)),
+            nn.GELU(),
+        )
+        self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_outputs))
+
+    def forward_masked(self, video: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = video.shape
+        pt, ph, pw = self.tubelet
+        x = video.reshape(b, c, t // pt, pt, h // ph, ph, w // pw, pw).permute(0, 2, 4, 6, 1, 3, 5, 7)
+        feats = self.encoder(x.reshape(-1, c, pt, ph, pw)).amax(dim=(2, 3, 4)).reshape(b, -1, self.encoder[0].out_channels)
+        wts = keep.unsqueeze(-1).to(feats.dtype)
+        return self.head((feats * wts).sum(1) / wts.sum(1).clamp_min(1e-6))
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        b, _, t, h, w = video.shape
+        n = (t // self.tubelet[0]) * (h // self.tubelet[1]) * (w // self.tubelet[2])
+        return self.forward_masked(video, torch.ones(b, n, device=video.device))
+
+
+def recognize(model: nn.Module, video: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of any recognizer; token models (``VideoViT``, ``TubeletBag``) use ``keep`` as a mask."""
+    if keep is not None and isinstance(model, VideoViT | TubeletBag):
+        return model.forward_masked(video, keep)
+    return model(video)
+
+
 def build_recognizer(
     family: str,
     num_outputs: int,
@@ -138,7 +178,7 @@ def build_recognizer(
     tubelet: Sequence[int],
     vit: dict | None = None,
 ) -> nn.Module:
-    """One recognizer of ``family`` (``vit``, ``cnn3d``, ``mlp``) for videos of ``video_shape`` (T, H)."""
+    """One recognizer of ``family`` (``vit``, ``cnn3d``, ``mlp``, ``bag``) for videos of ``video_shape`` (T, H)."""
     frames, size = int(video_shape[0]), int(video_shape[1])
     if family == "vit":
         return VideoViT(num_outputs, img_size=size, num_frames=frames, tubelet=tubelet, **(vit or {}))
@@ -146,4 +186,6 @@ def build_recognizer(
         return Conv3dNet(num_outputs)
     if family == "mlp":
         return PooledMLP(num_outputs)
-    raise ConfigError(f"unknown recognizer family {family!r} (known: vit, cnn3d, mlp)")
+    if family == "bag":
+        return TubeletBag(num_outputs, tubelet=tubelet)
+    raise ConfigError(f"unknown recognizer family {family!r} (known: vit, cnn3d, mlp, bag)")
