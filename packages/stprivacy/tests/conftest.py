@@ -21,3 +21,13 @@ def tiny_kwargs():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A small synthetic data set in the HMDB51 layouts (24 train / 12 test videos)."""
+    from stprivacy.data.synthetic import write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(root, num_train=24, num_test=12, seed=3)
+    return root

@@ -36,13 +36,17 @@ def _adversarial_step(size: dict, locs: tuple, batch: int, device: torch.device,
     priv = VideoViT(5, **vit).to(device, dtype)
     opt = torch.optim.AdamW([p for p in anon.parameters() if p.requires_grad])
     rec_opt = torch.optim.AdamW([*action.parameters(), *priv.parameters()])
-    x = torch.randn(batch, 3, size["num_frames"], size["img_size"], size["img_size"], device=device, dtype=dtype)
+    x = torch.randn(
+        batch, 3, size["num_frames"], size["img_size"], size["img_size"], device=device, dtype=dtype
+    )
     y = torch.randint(0, 51, (batch,), device=device)
     p = torch.randint(0, 2, (batch, 5), device=device)
 
     def step() -> None:
         out = anon(x, decide="topk")
-        loss = 2.0 * sparsity_loss(out.decisions, 0.7) + 0.5 * F.cross_entropy(action.forward_masked(out.video, out.keep).float(), y)
+        loss = 2.0 * sparsity_loss(out.decisions, 0.7) + 0.5 * F.cross_entropy(
+            action.forward_masked(out.video, out.keep).float(), y
+        )
         loss = loss + 0.5 * privacy_loss(priv.forward_masked(out.video, out.keep).float(), p)
         opt.zero_grad()
         loss.backward()
@@ -63,10 +67,14 @@ def _adversarial_step(size: dict, locs: tuple, batch: int, device: torch.device,
 
 
 @torch.no_grad()
-def _throughput(size: dict, locs: tuple, alpha: float, batch: int, device: torch.device, dtype: torch.dtype, reps: int) -> float:
+def _throughput(
+    size: dict, locs: tuple, alpha: float, batch: int, device: torch.device, dtype: torch.dtype, reps: int
+) -> float:
     anon = STPrivacy(**size, pruning_loc=locs, keep_ratio=0.7).to(device, dtype).eval()
     action = VideoViT(51, **size).to(device, dtype).eval()
-    x = torch.randn(batch, 3, size["num_frames"], size["img_size"], size["img_size"], device=device, dtype=dtype)
+    x = torch.randn(
+        batch, 3, size["num_frames"], size["img_size"], size["img_size"], device=device, dtype=dtype
+    )
     res = anon.anonymize(x, alpha)
     action.forward_aligned(res.video, res.index)
     _sync(device)
@@ -83,11 +91,22 @@ def bench(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
     result: dict = {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
     sizes = {"tiny": (TINY, (1, 2, 3), 8, 3)}
     if paper:
-        sizes["paper"] = (PAPER, (3, 6, 9), 2 if device.type == "cpu" else 8, 2 if device.type == "cpu" else 10)
+        sizes["paper"] = (
+            PAPER,
+            (3, 6, 9),
+            2 if device.type == "cpu" else 8,
+            2 if device.type == "cpu" else 10,
+        )
     for name, (size, locs, batch, reps) in sizes.items():
         entry = {"adversarial_step": _adversarial_step(size, locs, batch, device, dtype)}
         pruned = _throughput(size, locs, 0.7, batch, device, dtype, reps)
         full = _throughput(size, locs, 1.0, batch, device, dtype, reps)
-        entry.update({"videos_per_s_alpha_0.7": pruned, "videos_per_s_alpha_1.0": full, "pruned_speedup": pruned / full})
+        entry.update(
+            {
+                "videos_per_s_alpha_0.7": pruned,
+                "videos_per_s_alpha_1.0": full,
+                "pruned_speedup": pruned / full,
+            }
+        )
         result[name] = entry
     return result

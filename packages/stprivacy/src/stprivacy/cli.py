@@ -27,7 +27,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from stprivacy.train import train
 
     cfg = _config(args)
-    folder = train(cfg, args.out, args.phase, resume=args.resume, cpu=resolve_device(args.device).type == "cpu")
+    folder = train(
+        cfg, args.out, args.phase, resume=args.resume, cpu=resolve_device(args.device).type == "cpu"
+    )
     print(f"trained phase {args.phase}: {folder}")
 
 
@@ -46,7 +48,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         dtype=resolve_dtype(args.dtype),
     )
     w = result["worst"]
-    print(f"top1 {result['top1']:.4f}  cMAP(worst) {w['cmap']:.4f}  F1(worst) {w['f1']:.4f}  -> {args.out}/metrics.json")
+    print(
+        f"top1 {result['top1']:.4f}  cMAP(worst) {w['cmap']:.4f}  F1(worst) {w['f1']:.4f}  -> {args.out}/metrics.json"
+    )
 
 
 def cmd_anonymize(args: argparse.Namespace) -> None:
@@ -90,13 +94,27 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_repro(args: argparse.Namespace) -> None:
     from stprivacy.repro import repro
 
-    repro(_config(args), Path(args.out), seeds=args.seeds, workers=args.workers, device=resolve_device(args.device), dtype=resolve_dtype(args.dtype))
+    repro(
+        _config(args),
+        Path(args.out),
+        seeds=args.seeds,
+        workers=args.workers,
+        device=resolve_device(args.device),
+        dtype=resolve_dtype(args.dtype),
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from stprivacy.bench import bench
 
-    print(json.dumps(bench(device=resolve_device(args.device), dtype=resolve_dtype(args.dtype), paper=not args.tiny_only), indent=2))
+    print(
+        json.dumps(
+            bench(
+                device=resolve_device(args.device), dtype=resolve_dtype(args.dtype), paper=not args.tiny_only
+            ),
+            indent=2,
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="fresh action model + attacker ensemble on anonymized videos")
     p.add_argument("--model", help="anonymizer folder (e.g. OUT/adversarial/model)")
     p.add_argument("--raw", action="store_true", help="no anonymizer: the raw-video reference")
-    p.add_argument("--keep-ratio", type=float, dest="keep_ratio", help="deployment keep ratio (default: trained)")
+    p.add_argument(
+        "--keep-ratio", type=float, dest="keep_ratio", help="deployment keep ratio (default: trained)"
+    )
     p.add_argument("--out", required=True)
     add_config_args(p, default="hmdb51")
     add_device_args(p)
@@ -129,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(p)
     p.set_defaults(fn=cmd_anonymize)
 
-    p = sub.add_parser("labels", help="check an official privacy-label pickle (counts, rates, split coverage)")
+    p = sub.add_parser(
+        "labels", help="check an official privacy-label pickle (counts, rates, split coverage)"
+    )
     p.add_argument("file")
     p.add_argument("--root", help="folder with HMDB51 *_test_splitN.txt or UCF101 classInd/trainlist files")
     p.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
@@ -156,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_repro)
 
     p = sub.add_parser("bench", help="training-step time / memory and pruned speed-up (JSON)")
-    p.add_argument("--tiny-only", action="store_true", dest="tiny_only", help="skip the paper-size measurements")
+    p.add_argument(
+        "--tiny-only", action="store_true", dest="tiny_only", help="skip the paper-size measurements"
+    )
     add_device_args(p)
     p.set_defaults(fn=cmd_bench)
     return parser

@@ -51,7 +51,9 @@ class ModelConfig:
         if self.embed_dim % 12:
             raise ConfigError(f"model.embed_dim {self.embed_dim} must be divisible by 12 (token predictor)")
         if self.embed_dim % self.num_heads:
-            raise ConfigError(f"model.embed_dim {self.embed_dim} is not divisible by model.num_heads {self.num_heads}")
+            raise ConfigError(
+                f"model.embed_dim {self.embed_dim} is not divisible by model.num_heads {self.num_heads}"
+            )
         if self.inflation not in ("average", "central"):
             raise ConfigError(f"model.inflation must be 'average' or 'central', got {self.inflation!r}")
 
@@ -129,7 +131,9 @@ class TrainConfig:
     lambda_privacy: float = 0.5
     privacy_loss: str = "neg_bce"  # neg_bce (paper, clipped) | uniform
     privacy_clip: float = 0.6931
-    adversaries: list[str] = field(default_factory=lambda: ["vit"])  # K privacy recognizers (Wu et al.), by family
+    adversaries: list[str] = field(
+        default_factory=lambda: ["vit"]
+    )  # K privacy recognizers (Wu et al.), by family
     restart_every: int = 0  # re-initialise the adversaries every N adversarial steps (0 = never)
     tau: float = 1.0
     log_every: int = 50
@@ -156,7 +160,9 @@ class TrainConfig:
         if not 0.0 <= self.backbone_lr_ratio <= 1.0:
             raise ConfigError(f"train.backbone_lr_ratio must be in [0, 1], got {self.backbone_lr_ratio}")
         if self.privacy_loss not in PRIVACY_LOSS_MODES:
-            raise ConfigError(f"train.privacy_loss must be one of {', '.join(PRIVACY_LOSS_MODES)}, got {self.privacy_loss!r}")
+            raise ConfigError(
+                f"train.privacy_loss must be one of {', '.join(PRIVACY_LOSS_MODES)}, got {self.privacy_loss!r}"
+            )
         if not self.adversaries or any(f not in _FAMILIES for f in self.adversaries):
             raise ConfigError(f"train.adversaries must be a non-empty list of {', '.join(_FAMILIES)}")
 
@@ -173,7 +179,11 @@ class EvalConfig:
     keep_ratio: float = 0.0  # 0 = the trained alpha
 
     def __post_init__(self) -> None:
-        if self.action not in _FAMILIES or not self.attackers or any(f not in _FAMILIES for f in self.attackers):
+        if (
+            self.action not in _FAMILIES
+            or not self.attackers
+            or any(f not in _FAMILIES for f in self.attackers)
+        ):
             raise ConfigError(f"eval.action / eval.attackers must be families of {', '.join(_FAMILIES)}")
         _positive(self, "steps", "lr", "batch_size")
         if not 0.0 <= self.keep_ratio <= 1.0:

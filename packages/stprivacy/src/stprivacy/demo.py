@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from visioncore.config import load_config
 from visioncore.files import atomic_write_json
 
@@ -41,13 +42,26 @@ def demo(out: Path, *, device: torch.device | str = "cpu", dtype: torch.dtype = 
     norm = Normalizer(cfg.data.mean, cfg.data.std)
     metrics: dict = {"kind": "smoke check (tiny, 60 steps); the acceptance experiment is `stprivacy repro`"}
     for name, model in (("raw", None), ("sparse", anon)):
-        tr, te = (anonymize_set(model, c, norm, device=device, dtype=dtype) for c in (train_clips, test_clips))
+        tr, te = (
+            anonymize_set(model, c, norm, device=device, dtype=dtype) for c in (train_clips, test_clips)
+        )
         res = protocol(
-            tr, te, train_clips, test_clips,
+            tr,
+            te,
+            train_clips,
+            test_clips,
             make_model=lambda family, n: new_recognizer(cfg, family, n),
-            action_family=cfg.eval.action, attackers=cfg.eval.attackers, num_classes=len(classes),
-            attribute_names=cfg.data.attribute_names, norm=norm, steps=cfg.eval.steps, lr=cfg.eval.lr,
-            batch_size=cfg.eval.batch_size, seed=0, device=device, dtype=dtype,
+            action_family=cfg.eval.action,
+            attackers=cfg.eval.attackers,
+            num_classes=len(classes),
+            attribute_names=cfg.data.attribute_names,
+            norm=norm,
+            steps=cfg.eval.steps,
+            lr=cfg.eval.lr,
+            batch_size=cfg.eval.batch_size,
+            seed=0,
+            device=device,
+            dtype=dtype,
         )
         ap = res["worst"]["ap"]
         metrics[f"top1_{name}"] = res["top1"]

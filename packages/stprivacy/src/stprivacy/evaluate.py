@@ -97,7 +97,9 @@ def anonymize_set(
     if anonymizer is None:
         return AnonymizedSet(clips.videos, None)
     anonymizer = anonymizer.to(device=device, dtype=dtype).eval()
-    gen = torch.Generator(device=device).manual_seed(random_keep_seed) if random_keep_seed is not None else None
+    gen = (
+        torch.Generator(device=device).manual_seed(random_keep_seed) if random_keep_seed is not None else None
+    )
     videos, keeps = [], []
     for start in range(0, len(clips), batch_size):
         x = norm(clips.videos[start : start + batch_size].to(device)).to(dtype)
@@ -110,7 +112,9 @@ def anonymize_set(
 def keep_mask_video(keep: torch.Tensor, anonymizer: STPrivacy) -> torch.Tensor:
     """The keep mask alone as a uint8 video (kept tubelets white, dropped black): what the hole pattern gives away."""
     rows = keep.unsqueeze(-1).expand(-1, -1, math.prod(anonymizer.tubelet) * anonymizer.in_chans)
-    return (tubelets_to_video(rows, anonymizer.tubelet, anonymizer.grid, anonymizer.in_chans) * 255).to(torch.uint8)
+    return (tubelets_to_video(rows, anonymizer.tubelet, anonymizer.grid, anonymizer.in_chans) * 255).to(
+        torch.uint8
+    )
 
 
 def fit_recognizer(
@@ -130,7 +134,9 @@ def fit_recognizer(
     """Train a fresh recognizer from scratch (AdamW, cosine lr, batches drawn from a seeded generator)."""
     model = model.to(device=device, dtype=dtype).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
     gen = torch.Generator().manual_seed(seed)
     loss_fn: Callable = F.binary_cross_entropy_with_logits if multilabel else F.cross_entropy
     n = len(videos)
@@ -153,10 +159,19 @@ def fit_recognizer(
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, videos: torch.Tensor, norm: Normalizer, *, batch_size: int = 128, device="cpu", dtype=torch.float32
+    model: nn.Module,
+    videos: torch.Tensor,
+    norm: Normalizer,
+    *,
+    batch_size: int = 128,
+    device="cpu",
+    dtype=torch.float32,
 ) -> torch.Tensor:
     model = model.to(device=device, dtype=dtype).eval()
-    out = [model(norm(videos[s : s + batch_size].to(device)).to(dtype)).float().cpu() for s in range(0, len(videos), batch_size)]
+    out = [
+        model(norm(videos[s : s + batch_size].to(device)).to(dtype)).float().cpu()
+        for s in range(0, len(videos), batch_size)
+    ]
     return torch.cat(out)
 
 
@@ -182,13 +197,29 @@ def protocol(
     """A fresh action model and a fresh attacker of every family on ``train``, scored on ``test``."""
     common = dict(norm=norm, steps=steps, lr=lr, batch_size=batch_size, device=device, dtype=dtype)
     torch.manual_seed(seed)
-    action = fit_recognizer(make_model(action_family, num_classes), train.videos, train_clips.actions, multilabel=False, seed=seed, **common)
-    top1 = float((predict(action, test.videos, norm, device=device, dtype=dtype).argmax(1) == test_clips.actions).float().mean())
+    action = fit_recognizer(
+        make_model(action_family, num_classes),
+        train.videos,
+        train_clips.actions,
+        multilabel=False,
+        seed=seed,
+        **common,
+    )
+    top1 = float(
+        (predict(action, test.videos, norm, device=device, dtype=dtype).argmax(1) == test_clips.actions)
+        .float()
+        .mean()
+    )
     per_attacker = {}
     for k, family in enumerate(attackers):
         torch.manual_seed(seed * 1000 + k + 1)
         model = fit_recognizer(
-            make_model(family, len(attribute_names)), train.videos, train_clips.privacy, multilabel=True, seed=seed * 1000 + k + 1, **common
+            make_model(family, len(attribute_names)),
+            train.videos,
+            train_clips.privacy,
+            multilabel=True,
+            seed=seed * 1000 + k + 1,
+            **common,
         )
         probs = torch.sigmoid(predict(model, test.videos, norm, device=device, dtype=dtype)).numpy()
         per_attacker[family] = privacy_metrics(probs, test_clips.privacy.numpy(), attribute_names)

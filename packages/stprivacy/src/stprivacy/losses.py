@@ -17,7 +17,8 @@ PRIVACY_LOSS_MODES = ("neg_bce", "uniform")
 def sparsity_loss(decisions: Sequence[torch.Tensor], keep_ratio: float) -> torch.Tensor:
     """L_Spars: mean over stages s (from 1) of the batch mean of (kept fraction - alpha^s)^2 (cumulative targets)."""
     terms = [
-        (d.flatten(1).float().mean(1) - keep_ratio ** (s + 1)).square().mean() for s, d in enumerate(decisions)
+        (d.flatten(1).float().mean(1) - keep_ratio ** (s + 1)).square().mean()
+        for s, d in enumerate(decisions)
     ]
     return torch.stack(terms).mean()
 
@@ -31,7 +32,9 @@ def reconstruction_loss(
     return err.sum() / (w.sum() * err.shape[-1]).clamp_min(1.0)
 
 
-def privacy_loss(logits: torch.Tensor, labels: torch.Tensor, mode: str = "uniform", clip: float = 0.6931) -> torch.Tensor:
+def privacy_loss(
+    logits: torch.Tensor, labels: torch.Tensor, mode: str = "uniform", clip: float = 0.6931
+) -> torch.Tensor:
     """The anonymizer's privacy term (to minimise), from a privacy recognizer's 5 logits.
 
     ``neg_bce`` (the paper's -L_Privacy): minus the attacker's BCE, clipped at ``clip`` (ln 2 = chance) so that the

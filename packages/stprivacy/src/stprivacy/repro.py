@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from visioncore.config import to_dict
 from visioncore.files import atomic_write_json
 
@@ -26,7 +27,15 @@ from .data import Normalizer, load_privacy_labels
 from .data.clips import ClipDataset, TensorClips, load_all
 from .data.splits import hmdb51_split
 from .data.synthetic import write_synthetic
-from .evaluate import AnonymizedSet, anonymize_set, keep_mask_video, predict, privacy_metrics, protocol, worst_case
+from .evaluate import (
+    AnonymizedSet,
+    anonymize_set,
+    keep_mask_video,
+    predict,
+    privacy_metrics,
+    protocol,
+    worst_case,
+)
 from .models import STPrivacy
 from .train import load_recognizer, new_recognizer, train
 
@@ -42,19 +51,46 @@ GATES = {
     "ceiling_ap_actor_raw": ("ap_actor_raw >= 0.9", lambda m: m["ap_actor_raw"] >= 0.9),
     "control_top1_constant": ("top1_constant <= 0.35", lambda m: m["top1_constant"] <= 0.35),
     "control_cmap_constant": ("cmap_constant in [0.4, 0.6]", lambda m: 0.4 <= m["cmap_constant"] <= 0.6),
-    "control_ap_null": ("every ap_null_<c> in [0.4, 0.65]", lambda m: all(0.4 <= m[f"ap_null_{c}"] <= 0.65 for c in CONDITIONS)),
-    "sparse_kept_static": ("kept_static_tubelets <= 0.5 * kept_fraction", lambda m: m["kept_static_tubelets"] <= 0.5 * m["kept_fraction"]),
-    "sparse_ap_static_vs_raw": ("ap_static_sparse <= ap_static_raw - 0.25", lambda m: m["ap_static_sparse"] <= m["ap_static_raw"] - 0.25),
-    "sparse_ap_static_vs_random": ("ap_static_sparse <= ap_static_random_keep - 0.1", lambda m: m["ap_static_sparse"] <= m["ap_static_random_keep"] - 0.1),
+    "control_ap_null": (
+        "every ap_null_<c> in [0.4, 0.65]",
+        lambda m: all(0.4 <= m[f"ap_null_{c}"] <= 0.65 for c in CONDITIONS),
+    ),
+    "sparse_kept_static": (
+        "kept_static_tubelets <= 0.5 * kept_fraction",
+        lambda m: m["kept_static_tubelets"] <= 0.5 * m["kept_fraction"],
+    ),
+    "sparse_ap_static_vs_raw": (
+        "ap_static_sparse <= ap_static_raw - 0.25",
+        lambda m: m["ap_static_sparse"] <= m["ap_static_raw"] - 0.25,
+    ),
+    "sparse_ap_static_vs_random": (
+        "ap_static_sparse <= ap_static_random_keep - 0.1",
+        lambda m: m["ap_static_sparse"] <= m["ap_static_random_keep"] - 0.1,
+    ),
     "sparse_ap_actor": ("ap_actor_sparse >= 0.8", lambda m: m["ap_actor_sparse"] >= 0.8),
     "sparse_top1": ("top1_sparse >= 0.75", lambda m: m["top1_sparse"] >= 0.75),
-    "sparse_top1_vs_random": ("top1_sparse >= top1_random_keep + 0.1", lambda m: m["top1_sparse"] >= m["top1_random_keep"] + 0.1),
+    "sparse_top1_vs_random": (
+        "top1_sparse >= top1_random_keep + 0.1",
+        lambda m: m["top1_sparse"] >= m["top1_random_keep"] + 0.1,
+    ),
     "anon_joint": ("ap_actor_full_joint <= 0.65", lambda m: m["ap_actor_full_joint"] <= 0.65),
-    "anon_fresh": ("ap_actor_full <= ap_actor_sparse + 0.05", lambda m: m["ap_actor_full"] <= m["ap_actor_sparse"] + 0.05),
+    "anon_fresh": (
+        "ap_actor_full <= ap_actor_sparse + 0.05",
+        lambda m: m["ap_actor_full"] <= m["ap_actor_sparse"] + 0.05,
+    ),
     "utility_top1_full": ("top1_full >= 0.7", lambda m: m["top1_full"] >= 0.7),
-    "utility_top1_full_vs_random": ("top1_full >= top1_random_keep + 0.1", lambda m: m["top1_full"] >= m["top1_random_keep"] + 0.1),
-    "knob_a10_a08": ("cmap_full_a10 >= cmap_full_a08 - 0.02", lambda m: m["cmap_full_a10"] >= m["cmap_full_a08"] - 0.02),
-    "knob_a08_full": ("cmap_full_a08 >= cmap_full - 0.02", lambda m: m["cmap_full_a08"] >= m["cmap_full"] - 0.02),
+    "utility_top1_full_vs_random": (
+        "top1_full >= top1_random_keep + 0.1",
+        lambda m: m["top1_full"] >= m["top1_random_keep"] + 0.1,
+    ),
+    "knob_a10_a08": (
+        "cmap_full_a10 >= cmap_full_a08 - 0.02",
+        lambda m: m["cmap_full_a10"] >= m["cmap_full_a08"] - 0.02,
+    ),
+    "knob_a08_full": (
+        "cmap_full_a08 >= cmap_full - 0.02",
+        lambda m: m["cmap_full_a08"] >= m["cmap_full"] - 0.02,
+    ),
 }
 
 
@@ -86,7 +122,9 @@ def _kept(keep: torch.Tensor, mask: np.ndarray) -> float:
     return float((keep * m).sum() / m.sum().clamp_min(1))
 
 
-def run_seed(cfg: Config, out: Path, seed: int, device: str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
+def run_seed(
+    cfg: Config, out: Path, seed: int, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> dict:
     """One seed of the experiment; returns its metrics (and writes ``out/seed_<s>/metrics.json``)."""
     torch.set_num_threads(1)
     cfg = dataclasses.replace(cfg, seed=seed)
@@ -106,7 +144,10 @@ def run_seed(cfg: Config, out: Path, seed: int, device: str = "cpu", dtype: torc
     kw = dict(device=device, dtype=dtype)
     sets: dict[str, tuple[AnonymizedSet, AnonymizedSet]] = {
         "raw": (anonymize_set(None, train_clips, norm), anonymize_set(None, test_clips, norm)),
-        "sparse": (anonymize_set(sparse, train_clips, norm, **kw), anonymize_set(sparse, test_clips, norm, **kw)),
+        "sparse": (
+            anonymize_set(sparse, train_clips, norm, **kw),
+            anonymize_set(sparse, test_clips, norm, **kw),
+        ),
         "random_keep": (
             anonymize_set(sparse, train_clips, norm, random_keep_seed=seed * 2 + 1, **kw),
             anonymize_set(sparse, test_clips, norm, random_keep_seed=seed * 2 + 2, **kw),
@@ -116,17 +157,30 @@ def run_seed(cfg: Config, out: Path, seed: int, device: str = "cpu", dtype: torc
     constant = lambda clips: AnonymizedSet(norm.to_uint8(torch.zeros(clips.videos.shape)), None)
     sets["constant"] = (constant(train_clips), constant(test_clips))
     for name, alpha in (("full_a08", 0.8), ("full_a10", 1.0)):
-        sets[name] = tuple(anonymize_set(full, c, norm, keep_ratio=alpha, **kw) for c in (train_clips, test_clips))  # type: ignore[assignment]
+        sets[name] = tuple(
+            anonymize_set(full, c, norm, keep_ratio=alpha, **kw) for c in (train_clips, test_clips)
+        )  # type: ignore[assignment]
     sets["keepmask"] = tuple(AnonymizedSet(keep_mask_video(s.keep, sparse), s.keep) for s in sets["sparse"])  # type: ignore[assignment]
     names = list(cfg.data.attribute_names)
     e = cfg.eval
     metrics: dict[str, float] = {}
     for cond, (tr, te) in sets.items():
         res = protocol(
-            tr, te, train_clips, test_clips,
+            tr,
+            te,
+            train_clips,
+            test_clips,
             make_model=lambda family, n: new_recognizer(cfg, family, n),
-            action_family=e.action, attackers=e.attackers, num_classes=len(classes), attribute_names=names,
-            norm=norm, steps=e.steps, lr=e.lr, batch_size=e.batch_size, seed=seed, **kw,
+            action_family=e.action,
+            attackers=e.attackers,
+            num_classes=len(classes),
+            attribute_names=names,
+            norm=norm,
+            steps=e.steps,
+            lr=e.lr,
+            batch_size=e.batch_size,
+            seed=seed,
+            **kw,
         )
         s = _summary(res["worst"], names)
         if cond == "keepmask":
@@ -170,7 +224,13 @@ def _table(means: dict[str, float], per_seed: dict[int, dict[str, float]]) -> st
 
 
 def repro(
-    cfg: Config, out: Path, *, seeds: list[int] = (0, 1, 2), workers: int = 2, device="cpu", dtype=torch.float32
+    cfg: Config,
+    out: Path,
+    *,
+    seeds: list[int] = (0, 1, 2),
+    workers: int = 2,
+    device="cpu",
+    dtype=torch.float32,
 ) -> dict[str, float]:
     """All seeds (on ``workers`` processes); prints the table and writes metrics.json / per_seed.json / gates.json."""
     start, cpu0 = time.time(), time.process_time()
@@ -182,10 +242,16 @@ def repro(
         results = [_worker(j) for j in jobs]
     per_seed = dict(zip(seeds, results))
     means, gates = summarize(per_seed)
-    seed_cpu = sum(json.loads((out / f"seed_{s}" / "metrics.json").read_text())["timing"]["cpu_s"] for s in seeds)
+    seed_cpu = sum(
+        json.loads((out / f"seed_{s}" / "metrics.json").read_text())["timing"]["cpu_s"] for s in seeds
+    )
     atomic_write_json(out / "metrics.json", means)
     atomic_write_json(out / "per_seed.json", {str(s): m for s, m in per_seed.items()})
-    timing = {"wall_s": time.time() - start, "cpu_s_main": time.process_time() - cpu0, "cpu_s_seeds": seed_cpu}
+    timing = {
+        "wall_s": time.time() - start,
+        "cpu_s_main": time.process_time() - cpu0,
+        "cpu_s_seeds": seed_cpu,
+    }
     atomic_write_json(out / "gates.json", {"gates": gates, "timing": timing, "seeds": list(seeds)})
     print(_table(means, per_seed))
     for name, g in gates.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from visioncore.config import to_dict
 from visioncore.files import atomic_path, atomic_write_json
 
@@ -57,7 +58,9 @@ def evaluate_model(
         device=device,
         dtype=dtype,
     )
-    result.update({"model": str(model_dir) if model_dir else "raw", "keep_ratio": alpha, "config": to_dict(cfg)})
+    result.update(
+        {"model": str(model_dir) if model_dir else "raw", "keep_ratio": alpha, "config": to_dict(cfg)}
+    )
     atomic_write_json(out / "metrics.json", result)
     return result
 
@@ -94,7 +97,9 @@ def anonymize_files(
         raw = clip.permute(1, 0, 2, 3)
         target = out / f"{path.stem}_anonymized.mp4"
         with atomic_path(target) as tmp:
-            write_video(tmp, anon, fps=8, codec="libx264") if size % 2 == 0 else write_video(tmp, anon, fps=8, codec="ffv1")
+            write_video(tmp, anon, fps=8, codec="libx264") if size % 2 == 0 else write_video(
+                tmp, anon, fps=8, codec="ffv1"
+            )
         gif = out / f"{path.stem}_side_by_side.gif"
         with atomic_path(gif) as tmp:
             save_gif(tmp, torch.cat([raw, anon], dim=3), fps=4)
@@ -120,7 +125,11 @@ def label_report(file: Path, *, root: Path | None = None, split: int = 1) -> dic
         coverage = {}
         for name, items in (("train", parts.train), ("test", parts.test)):
             covered = sum(it in labels for it in items)
-            coverage[name] = {"videos": len(items), "labelled": covered, "fraction": round(covered / max(1, len(items)), 4)}
+            coverage[name] = {
+                "videos": len(items),
+                "labelled": covered,
+                "fraction": round(covered / max(1, len(items)), 4),
+            }
         report["split"] = {
             "dataset": dataset,
             "split": split,
@@ -129,5 +138,3 @@ def label_report(file: Path, *, root: Path | None = None, split: int = 1) -> dic
             "labels_not_in_split": int(sum(key not in listed for key in labels.table)),
         }
     return report
-
-

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
 from visioncore.config import to_dict
 from visioncore.training import (
     CheckpointManager,
@@ -43,7 +44,12 @@ from .models.recognizers import Conv3dNet, PooledMLP, TubeletBag, VideoViT
 __all__ = ["PHASES", "build_anonymizer", "load_recognizer", "make_datasets", "new_recognizer", "train"]
 
 PHASES = ("init", "privacy", "adversarial")
-_CLASSES: dict[str, type[nn.Module]] = {"vit": VideoViT, "cnn3d": Conv3dNet, "mlp": PooledMLP, "bag": TubeletBag}
+_CLASSES: dict[str, type[nn.Module]] = {
+    "vit": VideoViT,
+    "cnn3d": Conv3dNet,
+    "mlp": PooledMLP,
+    "bag": TubeletBag,
+}
 
 
 def make_datasets(cfg: Config) -> tuple[Dataset, Dataset, list[str]]:
@@ -74,7 +80,9 @@ def build_anonymizer(cfg: Config) -> STPrivacy:
             state = load_file(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        state = inflate_image_checkpoint(state, cfg.model.inflation, tubelet_frames=model.tubelet[0], grid=model.grid)
+        state = inflate_image_checkpoint(
+            state, cfg.model.inflation, tubelet_frames=model.tubelet[0], grid=model.grid
+        )
         try:
             model.load_state_dict(state, strict=False)
         except RuntimeError as err:
@@ -85,7 +93,11 @@ def build_anonymizer(cfg: Config) -> STPrivacy:
 def new_recognizer(cfg: Config, family: str, num_outputs: int) -> nn.Module:
     vit = cfg.privacy.vit() if num_outputs == len(cfg.data.attribute_names) else cfg.action.vit()
     return build_recognizer(
-        family, num_outputs, video_shape=(cfg.data.num_frames, cfg.data.size), tubelet=cfg.model.tubelet, vit=vit
+        family,
+        num_outputs,
+        video_shape=(cfg.data.num_frames, cfg.data.size),
+        tubelet=cfg.model.tubelet,
+        vit=vit,
     )
 
 
@@ -100,7 +112,9 @@ def _cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress_))
 
 
-def _groups(anonymizer: STPrivacy, cfg: Config, total: int, recognizers: list[nn.Module]) -> tuple[list, list]:
+def _groups(
+    anonymizer: STPrivacy, cfg: Config, total: int, recognizers: list[nn.Module]
+) -> tuple[list, list]:
     """AdamW groups predictor / base_decay / base_no_decay (+ recognizers) and their lr factors.
 
     Predictors: cosine from lr to min_lr. Backbone: 0 for ``backbone_freeze_steps``, then min(ratio, cosine) x lr
@@ -108,15 +122,25 @@ def _groups(anonymizer: STPrivacy, cfg: Config, total: int, recognizers: list[nn
     """
     t = cfg.train
     pred = [p for n, p in anonymizer.named_parameters() if p.requires_grad and n.startswith("predictors.")]
-    base = [(n, p) for n, p in anonymizer.named_parameters() if p.requires_grad and not n.startswith("predictors.")]
+    base = [
+        (n, p)
+        for n, p in anonymizer.named_parameters()
+        if p.requires_grad and not n.startswith("predictors.")
+    ]
     no_decay = [p for n, p in base if p.ndim <= 1 or n == "pos_embed"]
     decay = [p for n, p in base if not (p.ndim <= 1 or n == "pos_embed")]
     rec = [p for m in recognizers for p in m.parameters()]
     groups, factors = [], []
     min_ratio = t.min_lr / t.lr
     cos: Callable[[int], float] = lambda s: _cosine(s, total, t.warmup_steps, min_ratio)
-    back: Callable[[int], float] = lambda s: 0.0 if s < t.backbone_freeze_steps else min(t.backbone_lr_ratio, cos(s))
-    for params, wd, factor in ((pred, t.weight_decay, cos), (decay, t.weight_decay, back), (no_decay, 0.0, back)):
+    back: Callable[[int], float] = lambda s: (
+        0.0 if s < t.backbone_freeze_steps else min(t.backbone_lr_ratio, cos(s))
+    )
+    for params, wd, factor in (
+        (pred, t.weight_decay, cos),
+        (decay, t.weight_decay, back),
+        (no_decay, 0.0, back),
+    ):
         if params:
             groups.append({"params": params, "weight_decay": wd, "lr": t.lr})
             factors.append(factor)
@@ -126,10 +150,16 @@ def _groups(anonymizer: STPrivacy, cfg: Config, total: int, recognizers: list[nn
     return groups, factors
 
 
-def _recognizer_optimizer(models: list[nn.Module], cfg: Config, total: int) -> tuple[torch.optim.Optimizer, object]:
+def _recognizer_optimizer(
+    models: list[nn.Module], cfg: Config, total: int
+) -> tuple[torch.optim.Optimizer, object]:
     t = cfg.train
-    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=t.recognizer_lr, weight_decay=t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total, t.warmup_steps, t.min_lr / t.lr))
+    opt = torch.optim.AdamW(
+        [p for m in models for p in m.parameters()], lr=t.recognizer_lr, weight_decay=t.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _cosine(s, total, t.warmup_steps, t.min_lr / t.lr)
+    )
     return opt, sched
 
 
@@ -176,7 +206,9 @@ def _begin(cfg: Config, folder: Path, cpu: bool):
     return make_accelerator(folder, config=to_dict(cfg), project_name="train", cpu=cpu, trackers=("jsonl",))
 
 
-def _finish(acc, folder: Path, cfg: Config, anonymizer: nn.Module, ckpt: CheckpointManager, step: int, extra: dict) -> None:
+def _finish(
+    acc, folder: Path, cfg: Config, anonymizer: nn.Module, ckpt: CheckpointManager, step: int, extra: dict
+) -> None:
     save_final(acc, folder, model=_unwrap(acc, anonymizer), config=cfg, checkpoints=ckpt, step=step)
     if acc.is_main_process:
         for name, model in extra.items():
@@ -200,7 +232,13 @@ def _train_init(cfg: Config, out: Path, ds: Dataset, num_classes: int, *, resume
     norm = Normalizer(cfg.data.mean, cfg.data.std)
     anonymizer.train()
     action.train()
-    for step, (video, label, _) in progress(iterate_steps(acc, loader, start_step=start, max_steps=t.init_steps), acc, total=t.init_steps, initial=start, desc="init"):
+    for step, (video, label, _) in progress(
+        iterate_steps(acc, loader, start_step=start, max_steps=t.init_steps),
+        acc,
+        total=t.init_steps,
+        initial=start,
+        desc="init",
+    ):
         x = norm(video)
         out_ = anonymizer(x, tau=t.tau)
         losses = {
@@ -238,11 +276,20 @@ def _train_privacy(cfg: Config, out: Path, ds: Dataset, num_classes: int, *, res
     ckpt = CheckpointManager(acc, folder, keep_last=t.keep_last)
     start = ckpt.resume() if resume else 0
     norm = Normalizer(cfg.data.mean, cfg.data.std)
-    for step, (video, _, privacy) in progress(iterate_steps(acc, loader, start_step=start, max_steps=t.privacy_steps), acc, total=t.privacy_steps, initial=start, desc="privacy"):
+    for step, (video, _, privacy) in progress(
+        iterate_steps(acc, loader, start_step=start, max_steps=t.privacy_steps),
+        acc,
+        total=t.privacy_steps,
+        initial=start,
+        desc="privacy",
+    ):
         with torch.no_grad():
             anon = anonymizer(norm(video), decide="topk")
         loss = torch.stack(
-            [F.binary_cross_entropy_with_logits(recognize(a, anon.video, anon.keep), privacy.float()) for a in advs]
+            [
+                F.binary_cross_entropy_with_logits(recognize(a, anon.video, anon.keep), privacy.float())
+                for a in advs
+            ]
         ).mean()
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
@@ -259,14 +306,18 @@ def _train_privacy(cfg: Config, out: Path, ds: Dataset, num_classes: int, *, res
     return folder
 
 
-def _train_adversarial(cfg: Config, out: Path, ds: Dataset, num_classes: int, *, resume: bool, cpu: bool) -> Path:
+def _train_adversarial(
+    cfg: Config, out: Path, ds: Dataset, num_classes: int, *, resume: bool, cpu: bool
+) -> Path:
     folder = out / "adversarial"
     t = cfg.train
     acc = _begin(cfg, folder, cpu)
     anonymizer = freeze_for_anonymization(STPrivacy.from_pretrained(out / "init" / "model"))
     anonymizer.train()
     action = load_recognizer(cfg.action.family, out / "init" / "action").train()
-    advs = [load_recognizer(f, out / "privacy" / f"adversary_{k}").train() for k, f in enumerate(t.adversaries)]
+    advs = [
+        load_recognizer(f, out / "privacy" / f"adversary_{k}").train() for k, f in enumerate(t.adversaries)
+    ]
     groups, factors = _groups(anonymizer, cfg, t.adversarial_steps, [])
     opt = torch.optim.AdamW(groups)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factors)
@@ -277,7 +328,13 @@ def _train_adversarial(cfg: Config, out: Path, ds: Dataset, num_classes: int, *,
     ckpt = CheckpointManager(acc, folder, keep_last=t.keep_last)
     start = ckpt.resume() if resume else 0
     norm = Normalizer(cfg.data.mean, cfg.data.std)
-    for step, (video, label, privacy) in progress(iterate_steps(acc, loader, start_step=start, max_steps=t.adversarial_steps), acc, total=t.adversarial_steps, initial=start, desc="adversarial"):
+    for step, (video, label, privacy) in progress(
+        iterate_steps(acc, loader, start_step=start, max_steps=t.adversarial_steps),
+        acc,
+        total=t.adversarial_steps,
+        initial=start,
+        desc="adversarial",
+    ):
         if t.restart_every and step % t.restart_every == 0 and step > 0:
             for k, (a, f) in enumerate(zip(advs, t.adversaries)):
                 _reinit(_unwrap(acc, a), cfg, f, cfg.seed * 7919 + step * 31 + k)
@@ -285,8 +342,17 @@ def _train_adversarial(cfg: Config, out: Path, ds: Dataset, num_classes: int, *,
         anon = anonymizer(norm(video), decide="topk")
         # 1) the PAB against the current recognizers
         l_act = F.cross_entropy(recognize(action, anon.video, anon.keep), label)
-        l_priv = torch.stack([privacy_loss(recognize(a, anon.video, anon.keep), privacy, t.privacy_loss, t.privacy_clip) for a in advs]).mean()
-        loss = t.ratio_weight * sparsity_loss(anon.decisions, cfg.model.keep_ratio) + t.lambda_action * l_act + t.lambda_privacy * l_priv
+        l_priv = torch.stack(
+            [
+                privacy_loss(recognize(a, anon.video, anon.keep), privacy, t.privacy_loss, t.privacy_clip)
+                for a in advs
+            ]
+        ).mean()
+        loss = (
+            t.ratio_weight * sparsity_loss(anon.decisions, cfg.model.keep_ratio)
+            + t.lambda_action * l_act
+            + t.lambda_privacy * l_priv
+        )
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         opt.step()
@@ -294,7 +360,12 @@ def _train_adversarial(cfg: Config, out: Path, ds: Dataset, num_classes: int, *,
         # 2) the recognizers on their own losses, on the (detached) anonymized video
         detached = anon.video.detach()
         r_act = F.cross_entropy(recognize(action, detached, anon.keep), label)
-        r_priv = torch.stack([F.binary_cross_entropy_with_logits(recognize(a, detached, anon.keep), privacy.float()) for a in advs]).mean()
+        r_priv = torch.stack(
+            [
+                F.binary_cross_entropy_with_logits(recognize(a, detached, anon.keep), privacy.float())
+                for a in advs
+            ]
+        ).mean()
         rec_opt.zero_grad(set_to_none=True)
         acc.backward(r_act + r_priv)
         rec_opt.step()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset
+
 from visioncore.video import read_video, video_info
 
 from .labels import PrivacyLabels
@@ -65,14 +66,28 @@ class ClipDataset(Dataset):
         span = (self.num_frames - 1) * self.stride + 1
         free = max(0, total - span)
         # train: one random start per (seed, video), drawn from its own generator so resumed runs see the same clip
-        start = int(torch.randint(free + 1, (1,), generator=torch.Generator().manual_seed(self.seed * 1_000_003 + index))) if self.train else free // 2
+        start = (
+            int(
+                torch.randint(
+                    free + 1, (1,), generator=torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+                )
+            )
+            if self.train
+            else free // 2
+        )
         return [min(start + i * self.stride, total - 1) for i in range(self.num_frames)]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         item = self.items[index]
         total = video_info(item.path).frames
-        frames = read_video(item.path, indices=self._indices(index, max(1, total)), size=(self.size, self.size))
-        privacy = torch.from_numpy(self.privacy[item]) if self.privacy is not None else torch.zeros(0, dtype=torch.int64)
+        frames = read_video(
+            item.path, indices=self._indices(index, max(1, total)), size=(self.size, self.size)
+        )
+        privacy = (
+            torch.from_numpy(self.privacy[item])
+            if self.privacy is not None
+            else torch.zeros(0, dtype=torch.int64)
+        )
         return frames.permute(1, 0, 2, 3).contiguous(), item.label, privacy
 
 
@@ -93,5 +108,3 @@ def load_all(dataset: Dataset) -> TensorClips:
     """Decode every clip once (small data sets: the synthetic experiment, tests)."""
     videos, actions, privacy = zip(*(dataset[i] for i in range(len(dataset))))  # type: ignore[arg-type]
     return TensorClips(torch.stack(videos), torch.tensor(actions), torch.stack(privacy))
-
-

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from visioncore.safe_pickle import NUMPY_GLOBALS, restricted_load
 
 from .splits import VideoItem
@@ -55,16 +56,20 @@ def load_privacy_labels(path: str | Path, names: Sequence[str] = DEFAULT_NAMES) 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"privacy label file not found: {path}")
-    data = restricted_load(path, allowed=NUMPY_GLOBALS, what="privacy label pickle")
+    data = restricted_load(path, allowed=NUMPY_GLOBALS)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a dict of '<Class>/<stem>.mp4' -> (1, {len(names)}) arrays, got {type(data).__name__}")
+        raise ValueError(
+            f"{path}: expected a dict of '<Class>/<stem>.mp4' -> (1, {len(names)}) arrays, got {type(data).__name__}"
+        )
     table: dict[tuple[str, str], np.ndarray] = {}
     for key, value in data.items():
         if not isinstance(key, str) or key.count("/") != 1:
             raise ValueError(f"{path}: key {key!r} is not '<Class>/<stem>.mp4'")
         arr = np.asarray(value)
         if arr.shape not in {(1, len(names)), (len(names),)} or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{path}: label of {key!r} is {arr.dtype} {arr.shape}, expected an integer (1, {len(names)}) array")
+            raise ValueError(
+                f"{path}: label of {key!r} is {arr.dtype} {arr.shape}, expected an integer (1, {len(names)}) array"
+            )
         if not np.isin(arr, (0, 1)).all():
             raise ValueError(f"{path}: label of {key!r} has values other than 0 and 1: {arr.tolist()}")
         cls, file = key.split("/")

@@ -107,15 +107,17 @@ def find_split_lists(root: str | Path, split: int = 1) -> tuple[str, Path]:
             return "ucf101", folder
         if folder.is_dir() and any(folder.glob(f"*_test_split{split}.txt")):
             return "hmdb51", folder
-    raise FileNotFoundError(f"no HMDB51 (*_test_split{split}.txt) or UCF101 (classInd.txt) split lists under {root}")
+    raise FileNotFoundError(
+        f"no HMDB51 (*_test_split{split}.txt) or UCF101 (classInd.txt) split lists under {root}"
+    )
 
 
-def load_split(dataset: str, videos: str | Path, splits: str | Path, split: int = 1, *, check: bool = True) -> VideoSplit:
+def load_split(
+    dataset: str, videos: str | Path, splits: str | Path, split: int = 1, *, check: bool = True
+) -> VideoSplit:
     """``hmdb51`` or ``ucf101`` split lists by name."""
     if dataset == "hmdb51":
         return hmdb51_split(videos, splits, split, check=check)
     if dataset == "ucf101":
         return ucf101_split(videos, splits, split, check=check)
     raise ValueError(f"unknown dataset {dataset!r} (known: hmdb51, ucf101)")
-
-

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
 from visioncore.files import atomic_path, atomic_write_bytes
 from visioncore.video import write_video
 
@@ -47,7 +48,9 @@ def _tubelet_mask(boxes: list[tuple[int, int]], size: int) -> np.ndarray:
     return mask.reshape(FRAMES // 2, grid * grid)
 
 
-def _render_one(rng: np.random.Generator, action: int, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render_one(
+    rng: np.random.Generator, action: int, attrs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     background = rng.integers(0, 40, size=(SIZE, SIZE, 3))
     video = np.repeat(background[None], FRAMES, axis=0).astype(np.float64)
     # static blob: side = attribute 0, colour = attribute 1, top/bottom a nuisance; 1 px inside its corner cell
@@ -79,7 +82,9 @@ def render_set(num_videos: int, seed: int) -> SyntheticSet:
     return SyntheticSet(videos, actions, privacy, actor, static)
 
 
-def write_synthetic(out: str | Path, num_train: int = 1200, num_test: int = 400, seed: int = 0) -> dict[str, str]:
+def write_synthetic(
+    out: str | Path, num_train: int = 1200, num_test: int = 400, seed: int = 0
+) -> dict[str, str]:
     """Write ``videos/<class>/<name>.avi`` (ffv1, lossless), HMDB51 split lists ``splits/<class>_test_split1.txt``
     (1 = train, 2 = test), the label pickle ``privacy_labels.pickle`` in the official format (``"<class>/<stem>.mp4"``
     -> int64 (1, 5)) and the renderer's tubelet masks ``render_masks.npz`` (by name). Returns the paths."""

@@ -137,7 +137,9 @@ class TubeletBag(nn.Module, PretrainedMixin):
     decisions onto the actor.
     """
 
-    def __init__(self, num_outputs: int = 4, tubelet: Sequence[int] = (2, 16, 16), width: int = 16, in_chans: int = 3):
+    def __init__(
+        self, num_outputs: int = 4, tubelet: Sequence[int] = (2, 16, 16), width: int = 16, in_chans: int = 3
+    ):
         super().__init__()
         self.tubelet = tuple(int(v) for v in tubelet)
         self.in_chans = in_chans
@@ -153,7 +155,11 @@ class TubeletBag(nn.Module, PretrainedMixin):
         b, c, t, h, w = video.shape
         pt, ph, pw = self.tubelet
         x = video.reshape(b, c, t // pt, pt, h // ph, ph, w // pw, pw).permute(0, 2, 4, 6, 1, 3, 5, 7)
-        feats = self.encoder(x.reshape(-1, c, pt, ph, pw)).amax(dim=(2, 3, 4)).reshape(b, -1, self.encoder[0].out_channels)
+        feats = (
+            self.encoder(x.reshape(-1, c, pt, ph, pw))
+            .amax(dim=(2, 3, 4))
+            .reshape(b, -1, self.encoder[0].out_channels)
+        )
         wts = keep.unsqueeze(-1).to(feats.dtype)
         return self.head((feats * wts).sum(1) / wts.sum(1).clamp_min(1e-6))
 
