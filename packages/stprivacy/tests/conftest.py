@@ -31,3 +31,36 @@ def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic(root, num_train=24, num_test=12, seed=3)
     return root
+
+
+def tiny_config(root, **train_overrides):
+    """The shipped tiny config pointed at a synthetic data folder."""
+    import dataclasses
+
+    from visioncore.config import load_config
+
+    from stprivacy.config import Config
+
+    cfg = load_config(Config, "tiny", package="stprivacy")
+    data = dataclasses.replace(
+        cfg.data,
+        videos=str(root / "videos"),
+        splits=str(root / "splits"),
+        labels=str(root / "privacy_labels.pickle"),
+    )
+    return dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, **train_overrides))
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_root, tmp_path_factory):
+    """All three phases of the tiny config (4 / 2 / 4 steps, checkpoints every 2)."""
+    from stprivacy.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_config(synthetic_root), out, "all", cpu=True)
+    return out
+
+
+@pytest.fixture
+def make_config():
+    return tiny_config
