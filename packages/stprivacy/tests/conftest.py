@@ -37,9 +37,9 @@ def tiny_config(root, **train_overrides):
     """The shipped tiny config pointed at a synthetic data folder."""
     import dataclasses
 
-    from visioncore.config import load_config
-
     from stprivacy.config import Config
+
+    from visioncore.config import load_config
 
     cfg = load_config(Config, "tiny", package="stprivacy")
     data = dataclasses.replace(

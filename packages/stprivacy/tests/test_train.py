@@ -3,10 +3,10 @@ import shutil
 
 import torch
 from safetensors.torch import load_file
-from visioncore.training import run_distributed
-
 from stprivacy.losses import privacy_loss, reconstruction_loss, sparsity_loss
 from stprivacy.train import train
+
+from visioncore.training import run_distributed
 
 
 def test_sparsity_loss_targets_cumulative_ratios():
@@ -38,7 +38,9 @@ def test_reconstruction_loss_counts_kept_tubelets_and_never_moves_keep():
     dropped = torch.ones(1, 64)
     dropped[0, 0] = 0
     assert reconstruction_loss(output, target, dropped, (2, 8, 8)) == 0
-    assert not reconstruction_loss(output, target, keep, (2, 8, 8)).requires_grad  # detached: cannot drive keep to 0
+    assert not reconstruction_loss(
+        output, target, keep, (2, 8, 8)
+    ).requires_grad  # detached: cannot drive keep to 0
 
 
 def test_phases_write_models_logs_and_freeze_the_anonymizer(trained_run):
@@ -51,11 +53,17 @@ def test_phases_write_models_logs_and_freeze_the_anonymizer(trained_run):
     # the adversarial phase moves only the PAB (blocks >= last pruning location 3, recon norm/head)
     for key in init:
         moved = not torch.equal(init[key], adv[key])
-        assert moved == key.startswith(("blocks.3.", "blocks.4.", "blocks.5.", "norm_recon", "head_recon")) or not moved
+        assert (
+            moved == key.startswith(("blocks.3.", "blocks.4.", "blocks.5.", "norm_recon", "head_recon"))
+            or not moved
+        )
         if key.startswith(("predictors.", "patch_embed", "pos_embed", "blocks.0.")):
             assert not moved, key
     assert not torch.equal(init["head_recon.weight"], adv["head_recon.weight"])
-    rows = [json.loads(line) for line in (trained_run / "init" / "logs" / "train" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (trained_run / "init" / "logs" / "train" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows] == [2, 4] and all("sparsity" in r for r in rows)
 
 
@@ -74,7 +82,9 @@ def test_resume_is_bit_exact_for_init_and_adversarial(trained_run, synthetic_roo
     run = tmp_path / "copy"
     shutil.copytree(trained_run, run)
     _resume_matches(run, "init", make_config(synthetic_root))
-    _resume_matches(run, "adversarial", make_config(synthetic_root))  # crosses a restart of the adversaries at step 2
+    _resume_matches(
+        run, "adversarial", make_config(synthetic_root)
+    )  # crosses a restart of the adversaries at step 2
 
 
 def _two_process_run(cfg, out):
@@ -82,7 +92,9 @@ def _two_process_run(cfg, out):
 
 
 def test_all_phases_run_in_two_gloo_processes(synthetic_root, make_config, tmp_path):
-    cfg = make_config(synthetic_root, init_steps=2, privacy_steps=2, adversarial_steps=2, batch_size=2, log_every=1)
+    cfg = make_config(
+        synthetic_root, init_steps=2, privacy_steps=2, adversarial_steps=2, batch_size=2, log_every=1
+    )
     run_distributed(_two_process_run, cfg, tmp_path)
     for phase in ("init", "privacy", "adversarial"):
         assert (tmp_path / phase / "model" / "model.safetensors").is_file()

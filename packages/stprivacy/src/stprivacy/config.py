@@ -12,19 +12,32 @@ from .losses import PRIVACY_LOSS_MODES
 
 __all__ = ["Config", "DataConfig", "EvalConfig", "ModelConfig", "RecognizerConfig", "TrainConfig"]
 
-_FAMILIES = ("vit", "cnn3d", "mlp", "bag")
+_FAMILIES = ("vit", "cnn3d", "cnn2d", "mlp", "bag")
+
+
+_SECTIONS = {
+    "ModelConfig": "model",
+    "RecognizerConfig": "action/privacy",
+    "DataConfig": "data",
+    "TrainConfig": "train",
+    "EvalConfig": "eval",
+}
 
 
 def _positive(owner: object, *names: str) -> None:
     for name in names:
         if getattr(owner, name) <= 0:
-            raise ConfigError(f"{type(owner).__name__}.{name} must be > 0, got {getattr(owner, name)}")
+            raise ConfigError(
+                f"{_SECTIONS[type(owner).__name__]}.{name} must be > 0, got {getattr(owner, name)}"
+            )
 
 
 def _non_negative(owner: object, *names: str) -> None:
     for name in names:
         if getattr(owner, name) < 0:
-            raise ConfigError(f"{type(owner).__name__}.{name} must be >= 0, got {getattr(owner, name)}")
+            raise ConfigError(
+                f"{_SECTIONS[type(owner).__name__]}.{name} must be >= 0, got {getattr(owner, name)}"
+            )
 
 
 @dataclass
@@ -65,7 +78,7 @@ class ModelConfig:
 
 @dataclass
 class RecognizerConfig:
-    """A recognizer: ``family`` vit (the paper's), cnn3d, mlp or bag (ours); ViT sizes when family = vit."""
+    """A recognizer: ``family`` vit (the paper's), cnn3d, cnn2d, mlp or bag (ours); ViT sizes when family = vit."""
 
     family: str = "vit"
     embed_dim: int = 384

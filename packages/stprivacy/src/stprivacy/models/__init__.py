@@ -2,7 +2,7 @@
 
 from .inflate import OFFICIAL_KEY_MAP, convert_official_state, inflate_image_checkpoint
 from .layers import masked_softmax
-from .recognizers import Conv3dNet, PooledMLP, TubeletBag, VideoViT, build_recognizer, recognize
+from .recognizers import Conv3dNet, FrameCNN, PooledMLP, TubeletBag, VideoViT, build_recognizer, recognize
 from .stprivacy import (
     Anonymized,
     AnonymizerOutput,
@@ -17,6 +17,7 @@ __all__ = [
     "Anonymized",
     "AnonymizerOutput",
     "Conv3dNet",
+    "FrameCNN",
     "PooledMLP",
     "STPrivacy",
     "TokenPredictor",

@@ -3,7 +3,7 @@
 ``VideoViT`` is the VideoMAE-style recognizer of upstream ``action.py``: same tubelets as the anonymizer so the token
 grid aligns; ``forward_aligned`` sees only kept tokens (equal counts per sample, the test path), ``forward_masked`` all
 tokens with masked attention and a keep-weighted mean pool (variable Gumbel masks in training). The 5-sigmoid privacy
-recognizer is the same network with ``num_outputs=5``. ``Conv3dNet`` and ``PooledMLP`` are further attacker families
+recognizer is the same network with ``num_outputs=5``. ``Conv3dNet``, ``FrameCNN`` and ``PooledMLP`` are further attacker families
 for the evaluation ensemble (Wu et al.: unseen attacker families, worst case reported).
 """
 
@@ -19,7 +19,7 @@ from visioncore.hub import PretrainedMixin
 
 from .layers import Block, TubeletEmbed
 
-__all__ = ["Conv3dNet", "PooledMLP", "TubeletBag", "VideoViT", "build_recognizer", "recognize"]
+__all__ = ["Conv3dNet", "FrameCNN", "PooledMLP", "TubeletBag", "VideoViT", "build_recognizer", "recognize"]
 
 
 class VideoViT(nn.Module, PretrainedMixin):
@@ -107,6 +107,24 @@ class Conv3dNet(nn.Module, PretrainedMixin):
         return self.head(self.features(video).flatten(1))
 
 
+class FrameCNN(nn.Module, PretrainedMixin):
+    """A 2-D CNN on the time-averaged frame (appearance only: colours, shapes, positions; no motion)."""
+
+    def __init__(self, num_outputs: int = 5, width: int = 16, in_chans: int = 3):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.AdaptiveAvgPool2d(2),
+        )
+        self.head = nn.Linear(8 * width, num_outputs)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(video.mean(2)).flatten(1))
+
+
 class PooledMLP(nn.Module, PretrainedMixin):
     """An MLP on average-pooled pixels (``pool`` = (t, h, w) cells): colour statistics and coarse layout."""
 
@@ -184,7 +202,7 @@ def build_recognizer(
     tubelet: Sequence[int],
     vit: dict | None = None,
 ) -> nn.Module:
-    """One recognizer of ``family`` (``vit``, ``cnn3d``, ``mlp``, ``bag``) for videos of ``video_shape`` (T, H)."""
+    """One recognizer of ``family`` (``vit``, ``cnn3d``, ``cnn2d``, ``mlp``, ``bag``) for videos of ``video_shape`` (T, H)."""
     frames, size = int(video_shape[0]), int(video_shape[1])
     if family == "vit":
         return VideoViT(num_outputs, img_size=size, num_frames=frames, tubelet=tubelet, **(vit or {}))
@@ -192,6 +210,8 @@ def build_recognizer(
         return Conv3dNet(num_outputs)
     if family == "mlp":
         return PooledMLP(num_outputs)
+    if family == "cnn2d":
+        return FrameCNN(num_outputs)
     if family == "bag":
         return TubeletBag(num_outputs, tubelet=tubelet)
-    raise ConfigError(f"unknown recognizer family {family!r} (known: vit, cnn3d, mlp, bag)")
+    raise ConfigError(f"unknown recognizer family {family!r} (known: vit, cnn3d, cnn2d, mlp, bag)")
