@@ -28,7 +28,7 @@ __all__ = ["demo"]
 
 
 def demo(out: Path, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
-    start = time.time()
+    start, cpu0 = time.time(), time.process_time()
     cfg: Config = load_config(Config, "tiny", package="stprivacy")
     cfg = dataclasses.replace(
         cfg,
@@ -69,5 +69,6 @@ def demo(out: Path, *, device: torch.device | str = "cpu", dtype: torch.dtype = 
         if model is not None:
             metrics["kept_fraction"] = float(te.keep.mean())
     metrics["wall_s"] = time.time() - start
+    metrics["cpu_s"] = time.process_time() - cpu0
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
