@@ -123,7 +123,13 @@ def _kept(keep: torch.Tensor, mask: np.ndarray) -> float:
 
 
 def run_seed(
-    cfg: Config, out: Path, seed: int, device: str = "cpu", dtype: torch.dtype = torch.float32
+    cfg: Config,
+    out: Path,
+    seed: int,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    num_train: int = 1200,
+    num_test: int = 400,
 ) -> dict:
     """One seed of the experiment; returns its metrics (and writes ``out/seed_<s>/metrics.json``)."""
     torch.set_num_threads(1)
@@ -132,75 +138,81 @@ def run_seed(
     done = folder / "metrics.json"
     if done.is_file():
         saved = json.loads(done.read_text())
-        if saved.get("config") == to_dict(cfg):
+        if saved.get("config") == to_dict(cfg) and saved.get("sizes") == [num_train, num_test]:
             return saved["metrics"]
     start, cpu0 = time.time(), time.process_time()
-    write_synthetic(folder / "data", 1200, 400, seed)
+    write_synthetic(folder / "data", num_train, num_test, seed)
     train_clips, test_clips, classes, masks = _load(cfg, folder / "data")
-    train(cfg, folder / "run", "all", datasets=(train_clips, test_clips, classes), cpu=True)
+    datasets = (train_clips, test_clips, classes)
     norm = Normalizer(cfg.data.mean, cfg.data.std)
-    sparse = STPrivacy.from_pretrained(folder / "run" / "init" / "model")
-    full = STPrivacy.from_pretrained(folder / "run" / "adversarial" / "model")
     kw = dict(device=device, dtype=dtype)
-    sets: dict[str, tuple[AnonymizedSet, AnonymizedSet]] = {
-        "raw": (anonymize_set(None, train_clips, norm), anonymize_set(None, test_clips, norm)),
-        "sparse": (
-            anonymize_set(sparse, train_clips, norm, **kw),
-            anonymize_set(sparse, test_clips, norm, **kw),
-        ),
-        "random_keep": (
-            anonymize_set(sparse, train_clips, norm, random_keep_seed=seed * 2 + 1, **kw),
-            anonymize_set(sparse, test_clips, norm, random_keep_seed=seed * 2 + 2, **kw),
-        ),
-        "full": (anonymize_set(full, train_clips, norm, **kw), anonymize_set(full, test_clips, norm, **kw)),
-    }
-    constant = lambda clips: AnonymizedSet(norm.to_uint8(torch.zeros(clips.videos.shape)), None)
-    sets["constant"] = (constant(train_clips), constant(test_clips))
-    for name, alpha in (("full_a08", 0.8), ("full_a10", 1.0)):
-        sets[name] = tuple(
-            anonymize_set(full, c, norm, keep_ratio=alpha, **kw) for c in (train_clips, test_clips)
-        )  # type: ignore[assignment]
-    sets["keepmask"] = tuple(AnonymizedSet(keep_mask_video(s.keep, sparse), s.keep) for s in sets["sparse"])  # type: ignore[assignment]
     names = list(cfg.data.attribute_names)
-    e = cfg.eval
     metrics: dict[str, float] = {}
-    for cond, (tr, te) in sets.items():
+
+    def evaluate(cond: str, tr: AnonymizedSet, te: AnonymizedSet) -> None:
+        e = cfg.eval
         res = protocol(
-            tr,
-            te,
-            train_clips,
-            test_clips,
+            tr, te, train_clips, test_clips,
             make_model=lambda family, n: new_recognizer(cfg, family, n),
-            action_family=e.action,
-            attackers=e.attackers,
-            num_classes=len(classes),
-            attribute_names=names,
-            norm=norm,
-            steps=e.steps,
-            lr=e.lr,
-            batch_size=e.batch_size,
-            seed=seed,
-            **kw,
-        )
+            action_family=e.action, attackers=e.attackers, num_classes=len(classes), attribute_names=names,
+            norm=norm, steps=e.steps, lr=e.lr, batch_size=e.batch_size, seed=seed, **kw,
+        )  # fmt: skip
         s = _summary(res["worst"], names)
         if cond == "keepmask":
             metrics.update({"ap_static_keepmask": s["ap_static"], "top1_keepmask": res["top1"]})
-            continue
-        metrics[f"top1_{cond}"] = res["top1"]
-        metrics.update({f"{k}_{cond}": v for k, v in s.items()})
-    keep = sets["sparse"][1].keep
+        else:
+            metrics[f"top1_{cond}"] = res["top1"]
+            metrics.update({f"{k}_{cond}": v for k, v in s.items()})
+        # partial results survive a run cut short (sparsification first: it needs the init phase only)
+        atomic_write_json(
+            folder / "partial.json", {"seed": seed, "metrics": metrics, "wall_s": time.time() - start}
+        )
+
+    # 1) sparsification: the init phase, then raw / sparse / random_keep / keep mask / constant
+    train(cfg, folder / "run", "init", datasets=datasets, cpu=True)
+    sparse = STPrivacy.from_pretrained(folder / "run" / "init" / "model")
+    raw = (anonymize_set(None, train_clips, norm), anonymize_set(None, test_clips, norm))
+    evaluate("raw", *raw)
+    sparse_sets = tuple(anonymize_set(sparse, c, norm, **kw) for c in (train_clips, test_clips))
+    keep = sparse_sets[1].keep
     metrics["kept_fraction"] = float(keep.mean())
     metrics["kept_actor_tubelets"] = _kept(keep, masks["actor"])
     metrics["kept_static_tubelets"] = _kept(keep, masks["static"])
+    evaluate("sparse", *sparse_sets)
+    evaluate(
+        "random_keep",
+        anonymize_set(sparse, train_clips, norm, random_keep_seed=seed * 2 + 1, **kw),
+        anonymize_set(sparse, test_clips, norm, random_keep_seed=seed * 2 + 2, **kw),
+    )
+    evaluate("keepmask", *(AnonymizedSet(keep_mask_video(s.keep, sparse), s.keep) for s in sparse_sets))
+    constant = lambda clips: AnonymizedSet(norm.to_uint8(torch.zeros(clips.videos.shape)), None)
+    evaluate("constant", constant(train_clips), constant(test_clips))
+    # 2) anonymization: privacy + adversarial phases, then full at alpha, 0.8, 1.0
+    train(cfg, folder / "run", "privacy", datasets=datasets, cpu=True)
+    train(cfg, folder / "run", "adversarial", datasets=datasets, cpu=True)
+    full = STPrivacy.from_pretrained(folder / "run" / "adversarial" / "model")
+    full_sets = tuple(anonymize_set(full, c, norm, **kw) for c in (train_clips, test_clips))
+    evaluate("full", *full_sets)
+    for name, alpha in (("full_a08", 0.8), ("full_a10", 1.0)):
+        evaluate(
+            name, *(anonymize_set(full, c, norm, keep_ratio=alpha, **kw) for c in (train_clips, test_clips))
+        )
     joint = {}
     for k, family in enumerate(cfg.train.adversaries):
         adv = load_recognizer(family, folder / "run" / "adversarial" / f"adversary_{k}")
-        probs = torch.sigmoid(predict(adv, sets["full"][1].videos, norm, **kw)).numpy()
+        probs = torch.sigmoid(predict(adv, full_sets[1].videos, norm, **kw)).numpy()
         joint[f"{family}_{k}"] = privacy_metrics(probs, test_clips.privacy.numpy(), names)
     metrics["ap_actor_full_joint"] = _summary(worst_case(joint), names)["ap_actor"]
     metrics["ap_actor_fresh_minus_joint"] = metrics["ap_actor_full"] - metrics["ap_actor_full_joint"]
     timing = {"wall_s": time.time() - start, "cpu_s": time.process_time() - cpu0}
-    atomic_write_json(done, {"seed": seed, "metrics": metrics, "timing": timing, "config": to_dict(cfg)})
+    record = {
+        "seed": seed,
+        "metrics": metrics,
+        "timing": timing,
+        "config": to_dict(cfg),
+        "sizes": [num_train, num_test],
+    }
+    atomic_write_json(done, record)
     return metrics
 
 
