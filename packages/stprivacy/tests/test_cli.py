@@ -164,3 +164,11 @@ def test_schema_refuses_values_that_make_no_sense(key, tmp_path, capsys):
         capsys, ["train", "--out", str(tmp_path / "t"), "--config", "tiny", "--set", key]
     )
     assert not (tmp_path / "t").exists()
+
+
+def test_bench_tiny_reports_time_memory_and_pruned_speedup(capsys):
+    assert main(["bench", "--tiny-only", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    tiny = result["tiny"]
+    assert tiny["adversarial_step"]["step_s"] > 0 and tiny["adversarial_step"]["peak_memory_mb"] > 0
+    assert tiny["pruned_speedup"] > 0 and "paper" not in result
