@@ -32,15 +32,15 @@ def demo(out: Path, *, device: torch.device | str = "cpu", dtype: torch.dtype = 
     cfg: Config = load_config(Config, "tiny", package="stprivacy")
     cfg = dataclasses.replace(
         cfg,
-        train=dataclasses.replace(cfg.train, batch_size=16, init_steps=60, log_every=20, save_every=60),
-        eval=dataclasses.replace(cfg.eval, steps=60, batch_size=16, attackers=["mlp"]),
+        train=dataclasses.replace(cfg.train, batch_size=16, init_steps=40, log_every=20, save_every=40),
+        eval=dataclasses.replace(cfg.eval, steps=50, batch_size=16, attackers=["mlp"]),
     )
-    write_synthetic(out / "data", 240, 80, seed=0)
+    write_synthetic(out / "data", 200, 80, seed=0)
     train_clips, test_clips, classes, masks = _load(cfg, out / "data")
     train(cfg, out / "run", "init", datasets=(train_clips, test_clips, classes), cpu=True)
     anon = STPrivacy.from_pretrained(out / "run" / "init" / "model")
     norm = Normalizer(cfg.data.mean, cfg.data.std)
-    metrics: dict = {"kind": "smoke check (tiny, 60 steps); the acceptance experiment is `stprivacy repro`"}
+    metrics: dict = {"kind": "smoke check (tiny, 40 steps); the acceptance experiment is `stprivacy repro`"}
     for name, model in (("raw", None), ("sparse", anon)):
         tr, te = (
             anonymize_set(model, c, norm, device=device, dtype=dtype) for c in (train_clips, test_clips)
