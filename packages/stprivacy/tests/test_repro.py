@@ -1,4 +1,5 @@
 import json
+import shutil
 
 from stprivacy.repro import CONDITIONS, GATES, run_seed, summarize
 
@@ -24,5 +25,12 @@ def test_one_seed_writes_every_key_of_the_issue(tmp_path, make_config):
     saved = json.loads((tmp_path / "seed_0" / "metrics.json").read_text())
     assert saved["metrics"] == metrics
     assert run_seed(cfg, tmp_path, seed=0, num_train=24, num_test=16) == metrics  # reused, not rerun
+    # a seed cut short in the adversarial phase resumes from its finished stages with the same numbers
+    (tmp_path / "seed_0" / "metrics.json").unlink()
+    shutil.rmtree(tmp_path / "seed_0" / "run" / "adversarial")
+    partial = json.loads((tmp_path / "seed_0" / "partial.json").read_text())
+    partial["metrics"] = {k: v for k, v in partial["metrics"].items() if "full" not in k}
+    (tmp_path / "seed_0" / "partial.json").write_text(json.dumps(partial))
+    assert run_seed(cfg, tmp_path, seed=0, num_train=24, num_test=16) == metrics
     means, gates = summarize({0: metrics, 1: metrics})
     assert means == metrics and set(gates) == set(GATES)

@@ -122,6 +122,13 @@ def _kept(keep: torch.Tensor, mask: np.ndarray) -> float:
     return float((keep * m).sum() / m.sum().clamp_min(1))
 
 
+def _phase(cfg: Config, folder: Path, phase: str, datasets: tuple, resumable: bool) -> None:
+    """Train a phase unless a finished one of this run (same config) is there."""
+    finished = folder / "run" / phase / "model" / "model.safetensors"
+    if not (resumable and finished.is_file()):
+        train(cfg, folder / "run", phase, datasets=datasets, cpu=True)
+
+
 def run_seed(
     cfg: Config,
     out: Path,
@@ -141,15 +148,24 @@ def run_seed(
         if saved.get("config") == to_dict(cfg) and saved.get("sizes") == [num_train, num_test]:
             return saved["metrics"]
     start, cpu0 = time.time(), time.process_time()
-    write_synthetic(folder / "data", num_train, num_test, seed)
+    # A seed cut short resumes from its last finished stage: data, phases and conditions are all seeded, so skipping
+    # finished ones gives the same numbers as an uninterrupted run.
+    if not (folder / "data" / "render_masks.npz").is_file():
+        write_synthetic(folder / "data", num_train, num_test, seed)
     train_clips, test_clips, classes, masks = _load(cfg, folder / "data")
     datasets = (train_clips, test_clips, classes)
     norm = Normalizer(cfg.data.mean, cfg.data.std)
     kw = dict(device=device, dtype=dtype)
     names = list(cfg.data.attribute_names)
-    metrics: dict[str, float] = {}
+    record = {"config": to_dict(cfg), "sizes": [num_train, num_test]}
+    partial_file = folder / "partial.json"
+    partial = json.loads(partial_file.read_text()) if partial_file.is_file() else {}
+    same = {k: partial.get(k) for k in record} == record
+    metrics: dict[str, float] = dict(partial["metrics"]) if same else {}
 
     def evaluate(cond: str, tr: AnonymizedSet, te: AnonymizedSet) -> None:
+        if f"top1_{cond}" in metrics:
+            return
         e = cfg.eval
         res = protocol(
             tr, te, train_clips, test_clips,
@@ -169,7 +185,7 @@ def run_seed(
         )
 
     # 1) sparsification: the init phase, then raw / sparse / random_keep / keep mask / constant
-    train(cfg, folder / "run", "init", datasets=datasets, cpu=True)
+    _phase(cfg, folder, "init", datasets, same)
     sparse = STPrivacy.from_pretrained(folder / "run" / "init" / "model")
     raw = (anonymize_set(None, train_clips, norm), anonymize_set(None, test_clips, norm))
     evaluate("raw", *raw)
@@ -188,8 +204,8 @@ def run_seed(
     constant = lambda clips: AnonymizedSet(norm.to_uint8(torch.zeros(clips.videos.shape)), None)
     evaluate("constant", constant(train_clips), constant(test_clips))
     # 2) anonymization: privacy + adversarial phases, then full at alpha, 0.8, 1.0
-    train(cfg, folder / "run", "privacy", datasets=datasets, cpu=True)
-    train(cfg, folder / "run", "adversarial", datasets=datasets, cpu=True)
+    _phase(cfg, folder, "privacy", datasets, same)
+    _phase(cfg, folder, "adversarial", datasets, same)
     full = STPrivacy.from_pretrained(folder / "run" / "adversarial" / "model")
     full_sets = tuple(anonymize_set(full, c, norm, **kw) for c in (train_clips, test_clips))
     evaluate("full", *full_sets)

@@ -39,7 +39,7 @@ from .config import Config
 from .data import ClipDataset, Normalizer, load_all, load_privacy_labels, load_split
 from .losses import privacy_loss, reconstruction_loss, sparsity_loss
 from .models import STPrivacy, build_recognizer, freeze_for_anonymization, inflate_image_checkpoint, recognize
-from .models.recognizers import Conv3dNet, PooledMLP, TubeletBag, VideoViT
+from .models.recognizers import Conv3dNet, FrameCNN, PooledMLP, TubeletBag, VideoViT
 
 __all__ = ["PHASES", "build_anonymizer", "load_recognizer", "make_datasets", "new_recognizer", "train"]
 
@@ -47,6 +47,7 @@ PHASES = ("init", "privacy", "adversarial")
 _CLASSES: dict[str, type[nn.Module]] = {
     "vit": VideoViT,
     "cnn3d": Conv3dNet,
+    "cnn2d": FrameCNN,
     "mlp": PooledMLP,
     "bag": TubeletBag,
 }
