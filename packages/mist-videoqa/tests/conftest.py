@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from mist_videoqa.config import load_train_config
 
 

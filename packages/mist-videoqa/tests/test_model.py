@@ -2,9 +2,9 @@ import dataclasses
 
 import pytest
 import torch
-
 from mist_videoqa.models import MIST, MISTConfig
 from mist_videoqa.models.convert import init_from_official, official_key
+
 from visioncore.config import ConfigError
 from visioncore.hub import CheckpointError
 
@@ -23,23 +23,41 @@ def test_token_shapes_and_sequence_length(fake_batch, tiny_cfg):
     words = torch.randn(3, tiny_cfg.qmax, tiny_cfg.bert_hidden)
     out, q, s, _ = layer(batch["q_feat"], torch.ones(3, tiny_cfg.qmax), words, seg, pool)
     assert out.shape == (3, tiny_cfg.seq_len, tiny_cfg.d_model)
-    assert q.shape == (3, tiny_cfg.qmax, tiny_cfg.d_model) and s.shape == (3, tiny_cfg.num_segments, tiny_cfg.d_model)
+    assert q.shape == (3, tiny_cfg.qmax, tiny_cfg.d_model) and s.shape == (
+        3,
+        tiny_cfg.num_segments,
+        tiny_cfg.d_model,
+    )
 
 
 def test_agqa_defaults():
     cfg = MISTConfig()
     assert (cfg.num_frames, cfg.num_segments, cfg.num_regions, cfg.topk, cfg.topj) == (32, 8, 16, 2, 12)
-    assert (cfg.n_ista, cfg.n_blocks, cfg.n_heads, cfg.d_model, cfg.d_ff, cfg.qmax) == (2, 2, 8, 512, 1024, 30)
+    assert (cfg.n_ista, cfg.n_blocks, cfg.n_heads, cfg.d_model, cfg.d_ff, cfg.qmax) == (
+        2,
+        2,
+        8,
+        512,
+        1024,
+        30,
+    )
     assert cfg.seq_len == 134  # 30 question + 8 segment + 2*4*12 region tokens
     release = MISTConfig.preset("nextqa-release")
-    assert (release.num_segments, release.topk, release.topj, release.n_ista, release.tau) == (32, 1, 16, 1, 100.0)
+    assert (release.num_segments, release.topk, release.topj, release.n_ista, release.tau) == (
+        32,
+        1,
+        16,
+        1,
+        100.0,
+    )
     assert release.video_only and release.frame_as_region and release.selection == "official"
     for name in ("agqa", "nextqa", "star", "envqa", "tiny", "repro"):
         MISTConfig.preset(name)
 
 
 @pytest.mark.parametrize(
-    "field,value", [("topk", 9), ("topj", 17), ("dropout", 1.5), ("selection", "greedy"), ("n_ista", 0), ("tau", 0.0)]
+    "field,value",
+    [("topk", 9), ("topj", 17), ("dropout", 1.5), ("selection", "greedy"), ("n_ista", 0), ("tau", 0.0)],
 )
 def test_config_refuses_nonsense(fake_batch, tiny_cfg, field, value):
     with pytest.raises(ConfigError, match=field):
@@ -114,7 +132,11 @@ def test_save_load_roundtrip_keeps_answers_and_outputs(fake_batch, tiny_cfg, tmp
 
 def _official_names(model):
     """Our state dict under the official names, as a released best_model.pth would hold it."""
-    back = {"answer_bert.": "amodel.bert.bert.", "answer_proj.": "amodel.linear_text.", "question_bert.": "bert.bert."}
+    back = {
+        "answer_bert.": "amodel.bert.bert.",
+        "answer_proj.": "amodel.linear_text.",
+        "question_bert.": "bert.bert.",
+    }
     back["ista."] = "ISTA."
     state = {}
     for key, value in model.state_dict().items():
@@ -132,7 +154,9 @@ def _official_names(model):
 
 def test_init_from_maps_official_checkpoint(fake_batch, tiny_cfg, tmp_path):
     assert official_key("module.ISTA.1.seg_selector.linear_Q.weight") == "ista.1.seg_selector.linear_Q.weight"
-    assert official_key("module.amodel.bert.bert.encoder.layer.0.output.dense.bias").startswith("answer_bert.")
+    assert official_key("module.amodel.bert.bert.encoder.layer.0.output.dense.bias").startswith(
+        "answer_bert."
+    )
     assert official_key("module.clip.visual.proj") is None
     torch.manual_seed(0)
     source = MIST(tiny_cfg)
@@ -144,7 +168,10 @@ def test_init_from_maps_official_checkpoint(fake_batch, tiny_cfg, tmp_path):
     target = MIST(tiny_cfg)
     report = init_from_official(target, path)
     assert report.missing == [] and report.unmatched == ["extra_head.weight"]
-    assert "module.clip.visual.proj" in report.skipped and "module.bert.bert.pooler.dense.weight" in report.skipped
+    assert (
+        "module.clip.visual.proj" in report.skipped
+        and "module.bert.bert.pooler.dense.weight" in report.skipped
+    )
     for key, value in source.state_dict().items():
         assert torch.equal(target.state_dict()[key], value), key
     bad = dict(state)

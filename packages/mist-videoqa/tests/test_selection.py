@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from mist_videoqa.models.selection import cascade_select, gumbel_topk, segment_features
 
 
@@ -17,7 +16,9 @@ def _hand_made():
     # 3 segments x 2 frames, 4 regions per frame, region r of frame t holds the value 10*t + r.
     regions = (10 * torch.arange(6.0)[:, None] + torch.arange(4.0)[None, :]).view(1, 6, 4, 1)
     seg_scores = torch.tensor([[0.1, 2.0, 1.0]])  # best segment 1, then 2
-    region_scores = torch.tensor([[[0, 1, 2, 3], [3, 2, 1, 0], [0, 5, 4, 9], [1, 0, 0, 2], [9, 8, 7, 6], [0, 0.5, 1, 0.2]]])
+    region_scores = torch.tensor(
+        [[[0, 1, 2, 3], [3, 2, 1, 0], [0, 5, 4, 9], [1, 0, 0, 2], [9, 8, 7, 6], [0, 0.5, 1, 0.2]]]
+    )
     return seg_scores, region_scores.float(), regions
 
 
