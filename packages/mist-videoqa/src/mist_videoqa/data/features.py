@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mist_videoqa._io import atomic_path
+from visioncore.files import atomic_path
 
 __all__ = ["FeatureStore", "write_features"]
 
@@ -50,7 +50,7 @@ class FeatureStore:
                     )
                 found = tuple(f["features"].shape)
                 keys = list(row_keys) if row_keys is not None else [_decode(v) for v in f["ids"][()]]
-                self._data = f["features"][()].astype(np.float32) if preload else None
+                self._data = f["features"][()] if preload else None  # kept in the file's dtype
         except OSError as err:
             raise ValueError(f"{self.path}: not a readable h5 file ({err})") from None
         if found[1:] != tuple(shape):
@@ -74,7 +74,7 @@ class FeatureStore:
     def __getitem__(self, key: str) -> np.ndarray:
         row = self.rows[key]
         if self._data is not None:
-            return self._data[row]
+            return self._data[row].astype(np.float32)
         if self._file is None or self._pid != os.getpid():  # h5py handles do not survive fork
             self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         return self._file["features"][row].astype(np.float32)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mist_videoqa._io import atomic_write_json
 from mist_videoqa.data.annotations import annotation_path, read_json_array
+from visioncore.files import atomic_write_json
 
 __all__ = ["make_splits"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mist_videoqa._io import atomic_write_json, atomic_write_text
 from mist_videoqa.data.features import write_features
+from visioncore.files import atomic_write_json, atomic_write_text
 
 __all__ = ["COLOURS", "LAYOUTS", "OBJECTS", "SyntheticSpec", "make_synthetic"]
 

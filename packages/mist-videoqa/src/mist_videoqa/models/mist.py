@@ -67,10 +67,12 @@ class EncoderVid(nn.Module):
         With BatchNorm in training mode the batch statistics over the R distinct boxes equal those over all B*T*R
         copies (each box repeated equally often), up to the unbiased-variance factor of the running estimate.
         """
-        b, t, r, _ = regions.shape
-        box = self.bbox_conv(self.boxes.t().reshape(1, -1, 1, r).to(regions.dtype))  # [1, H, 1, R]
-        box = box[0, :, 0].t().expand(b, t, r, -1)
-        return self.tohid(torch.cat([regions, box], dim=-1))
+        r, d = regions.shape[2], regions.shape[3]
+        box = self.bbox_conv(self.boxes.t().reshape(1, -1, 1, r).to(regions.dtype))[0, :, 0].t()  # [R, H]
+        # Linear([feature, box]) = W_f feature + (W_b box + b): the box half once per region, not per frame.
+        linear = self.tohid[0]
+        box_term = F.linear(box, linear.weight[:, d:], linear.bias)  # [R, d_model]
+        return self.tohid[1](F.linear(regions, linear.weight[:, :d]) + box_term)
 
 
 class Attention(nn.Module):
