@@ -25,7 +25,7 @@ def _inputs(cfg: MISTConfig, batch: int, device: torch.device, dtype: torch.dtyp
             device, dtype
         ),
         "q_feat": torch.randn(batch, cfg.feature_dim, generator=g).to(device, dtype),
-        "question_ids": torch.randint(1000, 2000, (batch, 12), generator=g).to(device),
+        "question_ids": torch.randint(5, cfg.bert_vocab_size, (batch, 12), generator=g).to(device),
         "question_mask": torch.ones(batch, 12, dtype=torch.long, device=device),
     }
 
@@ -45,7 +45,7 @@ def _step(
 
     torch.manual_seed(0)
     model = MIST(cfg).to(device, dtype).train()
-    answers = torch.randint(1000, 2000, (cfg.num_answers, 4))
+    answers = torch.randint(5, cfg.bert_vocab_size, (cfg.num_answers, 4))
     model.set_answers(answers, torch.ones_like(answers))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
     inputs = _inputs(cfg, batch, device, dtype)

@@ -36,7 +36,7 @@ def demo(out: Path, *, device: torch.device | None = None) -> dict[str, Any]:
     for name, selector in (("mist", "learned"), ("random_selector", "random")):
         overrides = [
             f"data.root={out / 'data'}",
-            "data.val_split=",
+            "data.val_split=''",
             "model.n_ista=1",
             f"model.selector={selector}",
         ]

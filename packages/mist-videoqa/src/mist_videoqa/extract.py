@@ -56,57 +56,47 @@ class ClipEncoder:
     """The image and text towers of a local transformers CLIP folder."""
 
     def __init__(self, clip_dir: str | os.PathLike, device: torch.device, dtype: torch.dtype = torch.float32):
-        from transformers import CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+        from transformers import CLIPModel, CLIPTokenizer
 
         folder = Path(clip_dir)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: not a transformers CLIP folder (config.json missing)")
         self.device, self.dtype = device, dtype
-        self.vision = CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True).to(
-            device, dtype
-        )
-        self.vision.eval()
-        self._folder = folder
-        self._text: tuple | None = None
-        self._text_classes = (CLIPTextModelWithProjection, CLIPTokenizer)
-        self.size = int(self.vision.config.image_size)
+        # the whole CLIPModel: its towers' own configs may lack the joint projection size
+        self.model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
+        self._folder, self._tokenizer_cls, self._tokenizer = folder, CLIPTokenizer, None
+        self.size = int(self.model.config.vision_config.image_size)
 
     @torch.no_grad()
     def images(self, frames: torch.Tensor, batch: int = 64) -> np.ndarray:
-        """uint8 frames [T, 3, H, W] -> [T, 17, D] float32 features."""
+        """uint8 frames [T, 3, H, W] -> [T, 17, D] float32 image embeddings (projected pooled output)."""
         inputs = frame_and_crops(frames, crop=self.size)
         t, n = inputs.shape[:2]
         flat = inputs.flatten(0, 1)
-        embeds = [
-            self.vision(pixel_values=flat[i : i + batch].to(self.device, self.dtype))
-            .image_embeds.float()
-            .cpu()
-            for i in range(0, len(flat), batch)
-        ]
+        embeds = []
+        for i in range(0, len(flat), batch):
+            pooled = self.model.vision_model(
+                pixel_values=flat[i : i + batch].to(self.device, self.dtype)
+            ).pooler_output
+            embeds.append(self.model.visual_projection(pooled).float().cpu())
         return torch.cat(embeds).view(t, n, -1).numpy()
 
     @torch.no_grad()
     def texts(self, questions: Sequence[str], batch: int = 256) -> np.ndarray:
         """Questions -> CLIP text EOT embeddings [N, D] (77 tokens, truncated)."""
-        if self._text is None:
-            model_cls, tok_cls = self._text_classes
-            model = (
-                model_cls.from_pretrained(self._folder, local_files_only=True)
-                .to(self.device, self.dtype)
-                .eval()
-            )
-            self._text = (model, tok_cls.from_pretrained(self._folder, local_files_only=True))
-        model, tokenizer = self._text
+        if self._tokenizer is None:
+            self._tokenizer = self._tokenizer_cls.from_pretrained(self._folder, local_files_only=True)
         out = []
         for i in range(0, len(questions), batch):
-            tokens = tokenizer(
+            tokens = self._tokenizer(
                 list(questions[i : i + batch]),
                 padding=True,
                 truncation=True,
                 max_length=77,
                 return_tensors="pt",
             ).to(self.device)
-            out.append(model(**tokens).text_embeds.float().cpu())
+            pooled = self.model.text_model(**tokens).pooler_output  # the EOT token's state
+            out.append(self.model.text_projection(pooled).float().cpu())
         return torch.cat(out).numpy()
 
 
@@ -137,7 +127,7 @@ def _read_frames(source: Path | list[Path], num_frames: int) -> torch.Tensor:
         picks = sample_indices(len(source), num_frames)
         arrays = [np.asarray(Image.open(source[i]).convert("RGB")) for i in picks]
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    total = video_info(source).num_frames
+    total = video_info(source).frames
     return read_video(source, indices=sample_indices(max(total, 1), num_frames))
 
 
