@@ -175,3 +175,14 @@ def test_make_splits_carves_val_by_video(tmp_path):
     train = {it["video_id"] for it in json.loads((folder / "agqa_train.jsonl").read_text())}
     val = {it["video_id"] for it in json.loads((folder / "agqa_val.jsonl").read_text())}
     assert len(val) == 2 and not train & val and (folder / "vocab.json").is_file()
+
+
+@pytest.mark.parametrize("layout,mc", [("nextqa", 5), ("star", 4)])
+def test_synthetic_multiple_choice_layouts_read_by_the_real_loaders(tmp_path, tok, layout, mc):
+    make_synthetic(tmp_path, layout, SyntheticSpec(n_train=4, n_val=0, n_test=2, dim=D, seed=1))
+    cfg = load_train_config("tiny", [f"data.root={tmp_path}", f"data.dataset={layout}", f"model.mc={mc}"])
+    ds = build_dataset(cfg.data, cfg.model, "train", tok)
+    qa = ds.qas[0]
+    assert len(qa.choices) == mc and qa.choices[qa.answer] in COLOURS and qa.event_segment >= 0
+    batch = collate([ds[0], ds[1]])
+    assert batch["candidate_ids"].shape[:2] == (2, mc)

@@ -70,3 +70,21 @@ def test_two_process_gloo_loop(data_root, tmp_path):
         json.loads(line)["step"] for line in (tmp_path / "ddp" / "logs" / "train" / "metrics.jsonl").open()
     ]
     assert max(steps) == 6
+
+
+def test_bert_folder_initialises_both_text_encoders(data_root, tmp_path):
+    from mist_videoqa.data.dataset import load_tokenizer
+    from mist_videoqa.train import bert_config_fields, build_model
+    from transformers import BertConfig, BertModel
+
+    bert = BertModel(BertConfig(vocab_size=192, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=64), add_pooling_layer=False)  # fmt: skip
+    bert.save_pretrained(tmp_path / "bert")
+    fields = bert_config_fields(tmp_path / "bert")
+    assert fields["bert_hidden"] == 48 and fields["bert_layers"] == 1
+    cfg = _cfg(data_root)
+    cfg.model = type(cfg.model)(**{**vars(cfg.model), **fields})
+    model = build_model(cfg, load_tokenizer(""), bert_dir=str(tmp_path / "bert"))
+    for encoder in (model.question_bert, model.answer_bert):
+        for key, value in bert.state_dict().items():
+            assert torch.equal(encoder.state_dict()[key], value), key
