@@ -179,3 +179,18 @@ def test_init_from_maps_official_checkpoint(fake_batch, tiny_cfg, tmp_path):
     torch.save(bad, path)
     with pytest.raises(CheckpointError, match="vqproj"):
         init_from_official(MIST(tiny_cfg), path)
+
+
+@pytest.mark.parametrize("preset", ["nextqa-release", "star"])
+def test_presets_run_at_tiny_width(fake_batch, tiny_cfg, preset):
+    small = {k: getattr(tiny_cfg, k) for k in ("feature_dim", "d_model", "n_heads", "d_ff", "qmax", "amax")}
+    small |= {k: v for k, v in vars(tiny_cfg).items() if k.startswith("bert_")}
+    cfg = dataclasses.replace(MISTConfig.preset(preset), **small)
+    model = MIST(cfg).eval()
+    batch = fake_batch(cfg, b=2)
+    cands = torch.randint(5, 100, (2, cfg.mc, 6))
+    out = model(**batch, candidate_ids=cands, candidate_mask=torch.ones_like(cands))
+    assert out.logits.shape == (2, cfg.mc) and torch.isfinite(out.logits).all()
+    if preset == "nextqa-release":  # one one-frame segment, all 16 crops + the frame as a 17th region
+        assert out.mode == "official" and out.selections[0].regions.shape == (2, 1, 16)
+        assert cfg.seq_len == 32 + 16  # video-only: segments + region tokens, no question slots
