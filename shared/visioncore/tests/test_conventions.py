@@ -36,6 +36,9 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "sub" / "metrics.json"
     atomic_write_json(target, {"auc": torch.tensor(0.5), "n": 3})
     assert json.loads(target.read_text()) == {"auc": 0.5, "n": 3}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     atomic_write_text(target, "new\n")
     assert target.read_text() == "new\n"
     assert [p.name for p in target.parent.iterdir()] == ["metrics.json"]
