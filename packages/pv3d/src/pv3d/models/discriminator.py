@@ -31,6 +31,9 @@ class DiscriminatorBlock(nn.Module):
             tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp
         )
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+        self.register_buffer(
+            "resample_filter", ops.setup_filter([1, 3, 3, 1])
+        )  # unused; EG3D checkpoints hold it
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
         if self.in_channels == 0:
@@ -105,6 +108,8 @@ class ImageDiscriminator(_ResNetD, PretrainedMixin):
     """EG3D dual D: concat(image, filtered_resize(image_raw)) = 6 channels, projection on the 25-d camera."""
 
     def __init__(self, config: DiscriminatorConfig):
+        if isinstance(config, dict):  # from config.json
+            config = DiscriminatorConfig(**config)
         super().__init__(config, img_channels=6, c_dim=25)
         self.config = config
 
@@ -127,6 +132,8 @@ class VideoDiscriminator(_ResNetD, PretrainedMixin):
     """PV3D video D: ResNet D on [frame_a, frame_b, dt plane] (7 channels), projection on the 50-d camera pair."""
 
     def __init__(self, config: DiscriminatorConfig):
+        if isinstance(config, dict):  # from config.json
+            config = DiscriminatorConfig(**config)
         super().__init__(config, img_channels=7, c_dim=50)
         self.config = config
 

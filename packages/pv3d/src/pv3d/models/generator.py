@@ -200,6 +200,8 @@ class TriPlaneGenerator(nn.Module, PretrainedMixin):
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
+        if isinstance(config, dict):  # from config.json
+            config = GeneratorConfig(**config)
         self.config = cfg = config
         feat = cfg.plane_channels
         img_channels = 3 * feat if cfg.renderer == "triplane" else feat

@@ -128,15 +128,24 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n: int, u: torch.Tenso
 
 
 def importance_depths(
-    depths: torch.Tensor, weights: torch.Tensor, n: int, generator: torch.Generator | None = None
+    depths: torch.Tensor,
+    weights: torch.Tensor,
+    n: int,
+    generator: torch.Generator | None = None,
+    u: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """[B, R, n, 1] fine depths drawn from coarse ``weights`` [B, R, S-1, 1] (EG3D: max-pool, avg-pool, + 0.01)."""
+    """[B, R, n, 1] fine depths drawn from coarse ``weights`` [B, R, S-1, 1] (EG3D: max-pool, avg-pool, + 0.01).
+
+    ``u`` [R, n] fixes the uniform draws (shared by the batch)."""
     b, r, s, _ = depths.shape
     w = weights.reshape(b * r, 1, -1)
     w = F.avg_pool1d(F.max_pool1d(w, 2, 1, padding=1), 2, 1).squeeze(1) + 0.01
     z = depths.reshape(b * r, s)
     mids = 0.5 * (z[:, :-1] + z[:, 1:])
-    u = torch.rand(b * r, n, device=depths.device, generator=generator)
+    if u is None:
+        u = torch.rand(b * r, n, device=depths.device, generator=generator)
+    else:
+        u = u.to(depths.device).reshape(1, r, n).expand(b, r, n).reshape(b * r, n)
     fine = sample_pdf(mids, w[:, 1:-1], n, u).detach()
     return fine.reshape(b, r, n, 1)
 
@@ -162,13 +171,22 @@ def render_rays(
     generator: torch.Generator | None = None,
     jitter: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """EG3D ImportanceRenderer: (features [B, R, C] in [-1, 1], depth [B, R, 1], opacity [B, R, 1])."""
+    """EG3D ImportanceRenderer: (features [B, R, C] in [-1, 1], depth [B, R, 1], opacity [B, R, 1]).
+
+    ``jitter`` [R, n_coarse + n_fine] in [0, 1) fixes the stratified jitter and the importance draws for every
+    item of the batch (e.g. all frames of a video); otherwise they are drawn from ``generator``.
+    """
     b, r, _ = origins.shape
-    depths = stratified_depths(b, r, n_coarse, near, far, origins.device, generator, jitter)
+    strat = u_fine = None
+    if jitter is not None:
+        if jitter.shape != (r, n_coarse + n_fine):
+            raise ValueError(f"jitter must be [{r}, {n_coarse + n_fine}], got {tuple(jitter.shape)}")
+        strat, u_fine = jitter[:, :n_coarse], jitter[:, n_coarse:]
+    depths = stratified_depths(b, r, n_coarse, near, far, origins.device, generator, strat)
     colors, sigma = _decode(decoder, planes, origins, dirs, depths, box_warp)
     if n_fine > 0:
         _, _, weights = ray_march(colors, sigma, depths)
-        fine = importance_depths(depths, weights, n_fine, generator)
+        fine = importance_depths(depths, weights, n_fine, generator, u_fine)
         colors_f, sigma_f = _decode(decoder, planes, origins, dirs, fine, box_warp)
         depths = torch.cat([depths, fine], dim=-2)
         order = torch.argsort(depths, dim=-2)
