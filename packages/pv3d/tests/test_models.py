@@ -126,14 +126,17 @@ def test_save_and_load_round_trip(tmp_path, tiny_g):
 def test_every_shipped_config_builds():
     names = config_names("pv3d")
     assert {"voxceleb", "voxceleb-res128", "celebvhq", "talkinghead", "tiny", "repro"} <= set(names)
-    for name in names:
-        with torch.device("meta"):
-            g = build_generator(name)
-            d_img, d_vid = build_discriminators(name)
-        assert g.num_ws == 2 * len(g.synthesis.resolutions)
-        assert d_img.b4.mapping if hasattr(d_img.b4, "mapping") else True
-    with torch.device("meta"):
-        paper = build_generator("voxceleb")
+    for name in names:  # every config validates; the small ones are built
+        cfg = get_config(name)
+        if cfg.generator.plane_resolution <= 64:
+            g = build_generator(cfg)
+            d_img, d_vid = build_discriminators(cfg)
+            assert g.num_ws == 2 * len(g.synthesis.resolutions)
+            assert d_img.resolution == d_vid.resolution == g.config.image_resolution
+    assert get_config("voxceleb-res128").generator.render_resolution == 128
+    paper = build_generator("voxceleb")
+    d_img, d_vid = build_discriminators("voxceleb")
+    assert d_img.b512.fromrgb.weight.shape[1] == 6 and d_vid.b512.fromrgb.weight.shape[1] == 7
     assert paper.num_ws == 14 and paper.config.render_resolution == 64
     assert all(
         hasattr(getattr(paper.synthesis, f"b{r}"), "motion") == (r <= 32) for r in paper.synthesis.resolutions
