@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 
 from visioncore.config import ConfigError, load_config
 
-__all__ = ["Config", "DataConfig", "DiscriminatorConfig", "GeneratorConfig", "TrainConfig", "get_config"]
+__all__ = [
+    "Config",
+    "DataConfig",
+    "DiscriminatorConfig",
+    "GeneratorConfig",
+    "ReproConfig",
+    "TrainConfig",
+    "get_config",
+]
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -173,12 +181,34 @@ class TrainConfig:
 
 
 @dataclass
+class ReproConfig:
+    """The acceptance experiment (``pv3d repro``): toy-head data size, seeds and evaluation sizes."""
+
+    clips: int = 512
+    num_frames: int = 16
+    resolution: int = 32
+    data_seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    fvd_clips: int = 256
+    eval_samples: int = 64
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        _positive(self, "clips", "num_frames", "resolution", "fvd_clips", "eval_samples", "workers")
+        if not self.seeds:
+            raise ConfigError("ReproConfig.seeds must name at least one seed")
+        if self.clips < 2 * self.fvd_clips:
+            raise ConfigError(f"ReproConfig.clips ({self.clips}) must be >= 2 x fvd_clips (two real halves)")
+
+
+@dataclass
 class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     image_d: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     video_d: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    repro: ReproConfig = field(default_factory=ReproConfig)
 
     def __post_init__(self) -> None:
         g = self.generator

@@ -64,11 +64,15 @@ def d_logits(
     t: torch.Tensor,
     c: torch.Tensor,
     sigma: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image-D logits [B*2, 1] (every frame) and video-D logits [B, 1] of two-frame clips [B, 2, 3, H, W]."""
+    video: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Image-D logits [B*2, 1] (every frame) and video-D logits [B, 1] (None without ``video``) of two-frame clips
+    [B, 2, 3, H, W]."""
     b = image.shape[0]
     image, image_raw = blur(image.flatten(0, 1), sigma), blur(image_raw.flatten(0, 1), sigma)
     logits_img = d_img(image, image_raw, c.flatten(0, 1))
+    if not video:
+        return logits_img, None
     x, cc = video_input(image.reshape(b, 2, *image.shape[1:]), t, c)
     return logits_img, d_vid(x, cc)
 
@@ -81,7 +85,8 @@ def r1_penalty(
     t: torch.Tensor,
     c: torch.Tensor,
     sigma: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    video: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """R1 = ||grad_x D(x)||^2 on real inputs: image D w.r.t. image and raw image, video D w.r.t. all 7 channels."""
     b = image.shape[0]
     img = blur(image.flatten(0, 1), sigma).detach().requires_grad_(True)
@@ -89,6 +94,8 @@ def r1_penalty(
     logits_img = d_img(img, raw, c.flatten(0, 1))
     g_img, g_raw = torch.autograd.grad(logits_img.sum(), [img, raw], create_graph=True)
     pen_img = g_img.square().sum(dim=[1, 2, 3]) + g_raw.square().sum(dim=[1, 2, 3])
+    if not video:
+        return pen_img, None
     x, cc = video_input(img.detach().reshape(b, 2, *img.shape[1:]), t, c)
     x = x.requires_grad_(True)
     (g_vid,) = torch.autograd.grad(d_vid(x, cc).sum(), [x], create_graph=True)

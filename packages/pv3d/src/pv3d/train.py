@@ -99,6 +99,95 @@ def update_ema(g_ema: torch.nn.Module, g: torch.nn.Module, beta: float) -> None:
         b_ema.copy_(b)
 
 
+def training_step(
+    nets, opts, batch: dict[str, torch.Tensor], step: int, cfg: Config, acc
+) -> dict[str, torch.Tensor]:
+    """One PV3D iteration: Gmain, Greg (every density_every), Dmain, Dreg (every r1_every). Returns the losses.
+
+    ``nets`` = (G, image D, video D), ``opts`` = (G optimiser, D optimiser). A video weight of 0 drops the video D
+    (EG3D's recipe, for the benchmark's video overhead).
+    """
+    g, d_img, d_vid = nets
+    opt_g, opt_d = opts
+    tc, gc = cfg.train, cfg.generator
+    g_params = list(g.parameters())
+    d_params = list(d_img.parameters()) + list(d_vid.parameters())
+    b = batch["z"].shape[0]
+    nimg = step * tc.batch_size
+    use_density = gc.renderer == "triplane" and tc.density_reg > 0
+    vid = tc.video_weight > 0
+    sigma = blur_sigma(nimg, tc.blur_sigma, tc.blur_fade_kimg)
+    real_raw = ops.filtered_resize(batch["frames"].flatten(0, 1), gc.render_resolution)
+    real_raw = real_raw.reshape(b, 2, *real_raw.shape[1:])
+    losses: dict[str, torch.Tensor] = {}
+
+    # Gmain: fool both discriminators on clips rendered along real camera trajectories.
+    d_img.requires_grad_(False)
+    d_vid.requires_grad_(False)
+    with acc.autocast():
+        fake = g(batch["z"], batch["z_motion"], batch["t_fake"], batch["c_cond"], c_render=batch["c_fake"])
+        li, lv = d_logits(
+            d_img, d_vid, fake["image"], fake["image_raw"], batch["t_fake"], batch["c_fake"], sigma, vid
+        )
+        losses["g_img"] = F.softplus(-li).mean()
+        loss = tc.image_weight * losses["g_img"]
+        if vid:
+            losses["g_vid"] = F.softplus(-lv).mean()
+            loss = loss + tc.video_weight * losses["g_vid"]
+    _phase(loss, opt_g, g_params, acc)
+
+    # Greg: density regularisation, lazily every density_every steps.
+    if use_density and step % tc.density_every == 0:
+        nt = 2
+        with acc.autocast():
+            ws = g.map(batch["z"].repeat_interleave(nt, 0), batch["c_cond"].flatten(0, 1))
+            motion = batch["z_motion"].repeat_interleave(nt, 0) * batch["t_fake"].reshape(-1, 1)
+            planes = g.synthesize(ws, motion)
+            losses["density"] = density_reg(g.density, planes, tc.density_points, tc.density_noise)
+        _phase(losses["density"] * tc.density_reg * tc.density_every, opt_g, g_params, acc)
+
+    # Dmain: real clips vs (detached) fakes.
+    d_img.requires_grad_(True)
+    d_vid.requires_grad_(True)
+    with torch.no_grad(), acc.autocast():
+        fake = g(
+            batch["z"],
+            batch["z_motion"],
+            batch["t_fake"],
+            batch["c_cond"],
+            c_render=batch["c_fake"],
+            update_emas=True,
+        )
+    with acc.autocast():
+        fi, fv = d_logits(
+            d_img, d_vid, fake["image"], fake["image_raw"], batch["t_fake"], batch["c_fake"], sigma, vid
+        )
+        ri, rv = d_logits(
+            d_img, d_vid, batch["frames"], real_raw, batch["t_real"], batch["c_real"], sigma, vid
+        )
+        losses["d_img"] = F.softplus(fi).mean() + F.softplus(-ri).mean()
+        loss = tc.image_weight * losses["d_img"]
+        if vid:
+            losses["d_vid"] = F.softplus(fv).mean() + F.softplus(-rv).mean()
+            loss = loss + tc.video_weight * losses["d_vid"]
+    _phase(loss, opt_d, d_params, acc)
+
+    # Dreg: lazy R1 on real inputs, every r1_every steps.
+    if tc.r1_gamma > 0 and step % tc.r1_every == 0:
+        with acc.autocast():
+            pen_img, pen_vid = r1_penalty(
+                d_img, d_vid, batch["frames"], real_raw, batch["t_real"], batch["c_real"], sigma, vid
+            )
+            losses["r1_img"] = pen_img.mean()
+            r1 = tc.image_weight * losses["r1_img"]
+            if vid:
+                losses["r1_vid"] = pen_vid.mean()
+                r1 = r1 + tc.video_weight * losses["r1_vid"]
+        _phase(r1 * (tc.r1_gamma / 2) * tc.r1_every, opt_d, d_params, acc)
+
+    return losses
+
+
 def train(
     cfg: Config,
     out: str | Path,
@@ -111,7 +200,16 @@ def train(
     """Train PV3D (or the image2d baseline) with ``cfg``; writes ``out/model`` (EMA G), ``out/image_d``,
     ``out/video_d``, checkpoints and logs. Returns the last logged losses."""
     out = Path(out)
-    tc, gc = cfg.train, cfg.generator
+    tc = cfg.train
+    # validate the data before anything is written
+    ds = dataset or VoxCelebDataset(
+        cfg.data.root,
+        cfg.data.list_name,
+        cfg.data.num_frames,
+        cfg.data.image_size,
+        cfg.data.hflip,
+        cache=True,
+    )
     acc = make_accelerator(
         out,
         mixed_precision=mixed_precision,
@@ -125,28 +223,18 @@ def train(
         )
     b = tc.batch_size // acc.num_processes
     dev = acc.device
-    ds = dataset or VoxCelebDataset(
-        cfg.data.root,
-        cfg.data.list_name,
-        cfg.data.num_frames,
-        cfg.data.image_size,
-        cfg.data.hflip,
-        cache=True,
-    )
     g, g_ema, d_img, d_vid = build_nets(cfg, tc.seed)
     for net in (g, g_ema, d_img, d_vid):
         net.to(dev)
-    g_params = list(g.parameters())
-    d_params = list(d_img.parameters()) + list(d_vid.parameters())
-    opt_g = _adam(g_params, tc.g_lr, tc.density_every)
-    opt_d = _adam(d_params, tc.d_lr, tc.r1_every)
+    opt_g = _adam(g.parameters(), tc.g_lr, tc.density_every)
+    opt_d = _adam(list(d_img.parameters()) + list(d_vid.parameters()), tc.d_lr, tc.r1_every)
     opt_g, opt_d = acc.prepare(opt_g, opt_d)
     acc.register_for_checkpointing(g, g_ema, d_img, d_vid)
     ckpt = CheckpointManager(acc, out, keep_last=tc.keep_last)
     start = 0
     if resume:
         start = ckpt.resume(None if resume is True else resume)
-    use_density = gc.renderer == "triplane" and tc.density_reg > 0
+    nets = (g, d_img, d_vid)
     logs: dict[str, Any] = {}
     latest: dict[str, torch.Tensor] = {}  # the last value of every loss, regularisers included
     for step in range(start, tc.steps):
@@ -155,75 +243,21 @@ def train(
         gen = torch.Generator().manual_seed(seed)
         nimg = step * tc.batch_size
         batch = {k: v.to(dev) for k, v in draw_batch(ds, cfg, b, gen, nimg).items()}
-        sigma = blur_sigma(nimg, tc.blur_sigma, tc.blur_fade_kimg)
-        real_raw = ops.filtered_resize(batch["frames"].flatten(0, 1), gc.render_resolution)
-        real_raw = real_raw.reshape(b, 2, *real_raw.shape[1:])
-        losses: dict[str, torch.Tensor] = {}
-
-        # Gmain: fool both discriminators on clips rendered along real camera trajectories.
-        d_img.requires_grad_(False)
-        d_vid.requires_grad_(False)
-        with acc.autocast():
-            fake = g(
-                batch["z"], batch["z_motion"], batch["t_fake"], batch["c_cond"], c_render=batch["c_fake"]
-            )
-            li, lv = d_logits(
-                d_img, d_vid, fake["image"], fake["image_raw"], batch["t_fake"], batch["c_fake"], sigma
-            )
-            losses["g_img"] = F.softplus(-li).mean()
-            losses["g_vid"] = F.softplus(-lv).mean()
-        _phase(tc.image_weight * losses["g_img"] + tc.video_weight * losses["g_vid"], opt_g, g_params, acc)
-
-        # Greg: density regularisation, lazily every density_every steps.
-        if use_density and step % tc.density_every == 0:
-            nt = 2
-            with acc.autocast():
-                ws = g.map(batch["z"].repeat_interleave(nt, 0), batch["c_cond"].flatten(0, 1))
-                motion = batch["z_motion"].repeat_interleave(nt, 0) * batch["t_fake"].reshape(-1, 1)
-                planes = g.synthesize(ws, motion)
-                losses["density"] = density_reg(g.density, planes, tc.density_points, tc.density_noise)
-            _phase(losses["density"] * tc.density_reg * tc.density_every, opt_g, g_params, acc)
-
-        # Dmain: real clips vs (detached) fakes.
-        d_img.requires_grad_(True)
-        d_vid.requires_grad_(True)
-        with torch.no_grad(), acc.autocast():
-            fake = g(
-                batch["z"],
-                batch["z_motion"],
-                batch["t_fake"],
-                batch["c_cond"],
-                c_render=batch["c_fake"],
-                update_emas=True,
-            )
-        with acc.autocast():
-            fi, fv = d_logits(
-                d_img, d_vid, fake["image"], fake["image_raw"], batch["t_fake"], batch["c_fake"], sigma
-            )
-            ri, rv = d_logits(
-                d_img, d_vid, batch["frames"], real_raw, batch["t_real"], batch["c_real"], sigma
-            )
-            losses["d_img"] = F.softplus(fi).mean() + F.softplus(-ri).mean()
-            losses["d_vid"] = F.softplus(fv).mean() + F.softplus(-rv).mean()
-        _phase(tc.image_weight * losses["d_img"] + tc.video_weight * losses["d_vid"], opt_d, d_params, acc)
-
-        # Dreg: lazy R1 on real inputs, every r1_every steps.
-        if tc.r1_gamma > 0 and step % tc.r1_every == 0:
-            with acc.autocast():
-                pen_img, pen_vid = r1_penalty(
-                    d_img, d_vid, batch["frames"], real_raw, batch["t_real"], batch["c_real"], sigma
-                )
-                losses["r1_img"], losses["r1_vid"] = pen_img.mean(), pen_vid.mean()
-                r1 = tc.image_weight * losses["r1_img"] + tc.video_weight * losses["r1_vid"]
-            _phase(r1 * (tc.r1_gamma / 2) * tc.r1_every, opt_d, d_params, acc)
-
+        losses = training_step(nets, (opt_g, opt_d), batch, step, cfg, acc)
         latest.update(losses)
         update_ema(g_ema, g, ema_beta(nimg, tc.batch_size, tc.ema_kimg, tc.ema_rampup))
         done = step + 1
         if done % tc.log_every == 0 or done == tc.steps:
             check_finite(losses, done, accelerator=acc, checkpoint=ckpt.latest())
             logs = {k: round(float(v.detach()), 6) for k, v in latest.items()}
-            acc.log({**logs, "blur_sigma": sigma, "kimg": (nimg + tc.batch_size) / 1e3}, step=done)
+            acc.log(
+                {
+                    **logs,
+                    "blur_sigma": blur_sigma(nimg, tc.blur_sigma, tc.blur_fade_kimg),
+                    "kimg": (nimg + tc.batch_size) / 1e3,
+                },
+                step=done,
+            )
         if should_save(done, tc.save_every, tc.steps):
             ckpt.save(done)
     save_final(acc, out, model=g_ema, config=cfg, checkpoints=ckpt, step=tc.steps)

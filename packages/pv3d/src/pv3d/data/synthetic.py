@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pv3d.cameras import PIVOT, pose_vector
+from pv3d.models.handset import sphere_depth
 from pv3d.models.rendering import ray_bundle
 
 __all__ = [
@@ -87,12 +88,9 @@ def render_head(
     """
     origins, dirs = ray_bundle(c.float(), resolution)
     centre = torch.tensor(PIVOT)
-    oc = origins - centre
-    b = (oc * dirs).sum(-1)
-    disc = b**2 - (oc**2).sum(-1) + HEAD_RADIUS**2
-    hit = disc > 0
-    depth = -b - torch.sqrt(disc.clamp_min(0))
-    normal = torch.nn.functional.normalize(origins + depth[..., None] * dirs - centre, dim=-1)
+    depth, hit = sphere_depth(origins, dirs, PIVOT, HEAD_RADIUS)
+    depth, hit = depth[..., 0], hit[..., 0]
+    normal = torch.nn.functional.normalize(origins + depth.clamp(max=1e3)[..., None] * dirs - centre, dim=-1)
     lon = torch.atan2(normal[..., 0], normal[..., 2])  # 0 on the front (+z), around the vertical axis
     lat = torch.asin(normal[..., 1].clamp(-1, 1))
     stripe = torch.floor((lon + math.pi + head.stripe_phase) / (2 * math.pi) * 2 * head.stripes) % 2
@@ -108,6 +106,16 @@ def render_head(
     rgb = rgb.permute(0, 2, 1).reshape(n, 3, resolution, resolution)
     depth = torch.where(hit, depth, torch.full_like(depth, math.inf)).reshape(n, 1, resolution, resolution)
     return rgb, depth, hit.reshape(n, 1, resolution, resolution)
+
+
+def analytic_sphere(
+    c: torch.Tensor, resolution: int, centre: tuple[float, float, float], radius: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The writer's analytic render of a plain sphere: (depth [N, 1, R, R], silhouette [N, 1, R, R])."""
+    origins, dirs = ray_bundle(c.float(), resolution)
+    depth, hit = sphere_depth(origins, dirs, centre, radius)
+    n = c.shape[0]
+    return depth.reshape(n, 1, resolution, resolution), hit.reshape(n, 1, resolution, resolution)
 
 
 def head_cameras(head: ToyHead, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
