@@ -75,6 +75,26 @@ def _time_steps(cfg: Config, device: torch.device, precision: str, steps: int) -
     return {"plain": plain, "density": density, "both": both}
 
 
+@torch.no_grad()
+def _forward(cfg: Config, device: torch.device) -> torch.Tensor:
+    """One generator + discriminator forward (const noise, fixed jitter), for comparing op backends."""
+    from pv3d.losses import d_logits
+    from pv3d.train import build_nets
+
+    g, _, d_img, d_vid = build_nets(cfg, 0)
+    g, d_img, d_vid = g.to(device), d_img.to(device), d_vid.to(device)
+    batch = _batch(cfg, device)
+    gc = cfg.generator
+    jitter = torch.rand(
+        gc.render_resolution**2, gc.n_coarse + gc.n_fine, generator=torch.Generator().manual_seed(1)
+    )
+    out = g(
+        batch["z"], batch["z_motion"], batch["t_fake"], batch["c_cond"], noise_mode="const", jitter=jitter
+    )
+    li, lv = d_logits(d_img, d_vid, out["image"], out["image_raw"], batch["t_fake"], batch["c_fake"])
+    return torch.cat([out["image"].flatten(), li.flatten(), lv.flatten()]).cpu()
+
+
 def _amortised(t: dict[str, float], cfg: Config) -> float:
     greg = max(t["density"] - t["plain"], 0.0)
     dreg = max(t["both"] - t["plain"] - greg, 0.0)
@@ -100,10 +120,14 @@ def bench(config: str, overrides: list[str], device: torch.device, steps: int = 
         cfg, generator=replace(cfg.generator, motion_layers=False), train=replace(cfg.train, video_weight=0.0)
     )
     eg3d = _amortised(_time_steps(eg3d_cfg, device, "no", steps), eg3d_cfg)
+    ref_out = _forward(cfg, device)
     backend = ops.set_backend("compile")
-    fast = _amortised(_time_steps(cfg, device, "no", steps), cfg) if backend == "compile" else None
-    backend_after = ops.get_backend()  # "reference" again if compiling failed at the first call
-    ops.set_backend("reference")
+    try:
+        fast_out = _forward(cfg, device)
+        fast = _amortised(_time_steps(cfg, device, "no", steps), cfg) if backend == "compile" else None
+        backend_after = ops.get_backend()  # "reference" again if compiling failed at the first call
+    finally:
+        ops.set_backend("reference")
     return {
         "config": config,
         "device": str(device),
@@ -116,5 +140,6 @@ def bench(config: str, overrides: list[str], device: torch.device, steps: int = 
         "clips_per_s_fp32": cfg.train.batch_size / fp32,
         "peak_memory_mb_fp32": peak,
         "fastpath_speedup": fp32 / fast if fast is not None and backend_after == "compile" else None,
+        "fastpath_max_abs_diff": float((ref_out - fast_out).abs().max()),
         "video_overhead": fp32 / eg3d,
     }
