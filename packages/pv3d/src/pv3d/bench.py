@@ -6,8 +6,8 @@ the same without motion layers and video D, i.e. EG3D).
 
 from __future__ import annotations
 
+import contextlib
 import resource
-import tempfile
 import time
 from dataclasses import replace
 from typing import Any
@@ -45,33 +45,49 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_steps(cfg: Config, device: torch.device, precision: str, steps: int) -> dict[str, float]:
+class _SingleProcess:
+    """The part of an ``Accelerator`` a training step uses, for one process and a chosen autocast dtype (accelerate's
+    state is a process-wide singleton, so one process cannot time two precisions with it)."""
+
+    num_processes = 1
+
+    def __init__(self, device: torch.device, dtype: torch.dtype | None):
+        self.device, self.dtype = device, dtype
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+
+def _time_steps(cfg: Config, device: torch.device, dtype: torch.dtype | None, steps: int) -> dict[str, float]:
     """Seconds of a plain iteration, of a density-reg iteration and of an iteration with both regularisers."""
     from pv3d.train import _adam, build_nets, training_step
-    from visioncore.training import make_accelerator
 
-    with tempfile.TemporaryDirectory() as tmp:
-        acc = make_accelerator(tmp, mixed_precision=precision, trackers=(), cpu=device.type == "cpu")
-        g, _, d_img, d_vid = build_nets(cfg, 0)
-        for net in (g, d_img, d_vid):
-            net.to(device)
-        opts = (
-            _adam(g.parameters(), cfg.train.g_lr, cfg.train.density_every),
-            _adam(list(d_img.parameters()) + list(d_vid.parameters()), cfg.train.d_lr, cfg.train.r1_every),
-        )
-        batch = _batch(cfg, device)
+    acc = _SingleProcess(device, dtype)
+    g, _, d_img, d_vid = build_nets(cfg, 0)
+    for net in (g, d_img, d_vid):
+        net.to(device)
+    opts = (
+        _adam(g.parameters(), cfg.train.g_lr, cfg.train.density_every),
+        _adam(list(d_img.parameters()) + list(d_vid.parameters()), cfg.train.d_lr, cfg.train.r1_every),
+    )
+    batch = _batch(cfg, device)
 
-        def run(step: int) -> float:
-            _sync(device)
-            start = time.perf_counter()
-            training_step((g, d_img, d_vid), opts, batch, step, cfg, acc)
-            _sync(device)
-            return time.perf_counter() - start
+    def run(step: int) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        training_step((g, d_img, d_vid), opts, batch, step, cfg, acc)
+        _sync(device)
+        return time.perf_counter() - start
 
-        run(1)  # warm-up
-        plain = min(run(1) for _ in range(steps))
-        density = run(cfg.train.density_every) if cfg.train.r1_every != cfg.train.density_every else plain
-        both = run(0)
+    run(1)  # warm-up
+    plain = min(run(1) for _ in range(steps))
+    density = run(cfg.train.density_every) if cfg.train.r1_every != cfg.train.density_every else plain
+    both = run(0)
     return {"plain": plain, "density": density, "both": both}
 
 
@@ -113,18 +129,19 @@ def bench(config: str, overrides: list[str], device: torch.device, steps: int = 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     mixed = "fp16" if device.type == "cuda" else "bf16"
-    fp32 = _amortised(_time_steps(cfg, device, "no", steps), cfg)
+    fp32 = _amortised(_time_steps(cfg, device, None, steps), cfg)
     peak = _peak_mb(device)
-    amp = _amortised(_time_steps(cfg, device, mixed, steps), cfg)
+    amp_dtype = torch.float16 if mixed == "fp16" else torch.bfloat16
+    amp = _amortised(_time_steps(cfg, device, amp_dtype, steps), cfg)
     eg3d_cfg = replace(
         cfg, generator=replace(cfg.generator, motion_layers=False), train=replace(cfg.train, video_weight=0.0)
     )
-    eg3d = _amortised(_time_steps(eg3d_cfg, device, "no", steps), eg3d_cfg)
+    eg3d = _amortised(_time_steps(eg3d_cfg, device, None, steps), eg3d_cfg)
     ref_out = _forward(cfg, device)
     backend = ops.set_backend("compile")
     try:
         fast_out = _forward(cfg, device)
-        fast = _amortised(_time_steps(cfg, device, "no", steps), cfg) if backend == "compile" else None
+        fast = _amortised(_time_steps(cfg, device, None, steps), cfg) if backend == "compile" else None
         backend_after = ops.get_backend()  # "reference" again if compiling failed at the first call
     finally:
         ops.set_backend("reference")
