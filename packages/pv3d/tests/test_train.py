@@ -67,3 +67,22 @@ def _distributed_body(toy, out):
 def test_two_process_gloo(toy, tmp_path):
     run_distributed(_distributed_body, toy, tmp_path / "ddp", num_processes=2)
     assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+
+
+def test_eg3d_variant_step_leaves_the_video_discriminator_alone():
+    """video_weight 0 and no motion layers (the benchmark's EG3D reference): no video-D loss, video D untouched."""
+    from pv3d.bench import _batch, _SingleProcess
+    from pv3d.train import _adam, build_nets, training_step
+
+    cfg = get_config("tiny", ["train.video_weight=0", "generator.motion_layers=false"])
+    g, _, d_img, d_vid = build_nets(cfg, 0)
+    before = {k: v.clone() for k, v in d_vid.state_dict().items()}
+    opts = (
+        _adam(g.parameters(), 0.002, 4),
+        _adam(list(d_img.parameters()) + list(d_vid.parameters()), 0.002, 16),
+    )
+    acc = _SingleProcess(torch.device("cpu"), None)
+    losses = training_step((g, d_img, d_vid), opts, _batch(cfg, torch.device("cpu")), 0, cfg, acc)
+    assert set(losses) == {"g_img", "density", "d_img", "r1_img"}
+    assert all(torch.equal(before[k], v) for k, v in d_vid.state_dict().items())
+    assert not hasattr(g.synthesis.b4, "motion")
