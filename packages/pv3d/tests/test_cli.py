@@ -116,6 +116,31 @@ def test_make_synthetic_train_generate(tmp_path, capsys):
         == 0
     )
     assert (vids / "video_0000.mp4").is_file()
+    ev = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--config",
+                "tiny",
+                "--weights",
+                str(run),
+                "--data",
+                str(data),
+                "--clips",
+                "3",
+                "--samples",
+                "2",
+                "--out",
+                str(ev),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["clips"] == 3 and metrics["fvd"] > 0 and 0 < metrics["tc_pv3d"] < metrics["tc_per_frame"]
     capsys.readouterr()
 
 
