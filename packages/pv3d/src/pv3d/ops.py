@@ -262,4 +262,6 @@ def filtered_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Antialiased bilinear resize to ``size`` x ``size`` (EG3D's filtered resizing of the raw image)."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    # antialiased interpolation has no reduced-precision CPU kernel: resize in fp32, return the input's dtype
+    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return y.to(x.dtype)
