@@ -339,7 +339,7 @@ def format_table(result: dict[str, Any]) -> str:
 def headline(result: dict[str, Any]) -> str:
     m = result["metrics"]
     return (
-        f"FVD {m['fvd_init']:.0f} -> {m['fvd_trained']:.0f} (image2d {m['fvd_image2d']:.0f}, real {m['fvd_real']:.0f}); "
+        f"FVD {m['fvd_init']:.3g} -> {m['fvd_trained']:.3g} (image2d {m['fvd_image2d']:.3g}, real {m['fvd_real']:.3g}); "
         f"tc {m['tc_pv3d']:.2f} shared vs {m['tc_per_frame']:.2f} redrawn; warp {m['mv_warp_same']:.3f} same vs "
         f"{m['mv_warp_other']:.3f} other (real {m['mv_warp_real']:.3f} vs {m['mv_warp_real_other']:.3f}); "
         f"render IoU {m['render_iou']:.3f}, depth err {m['render_depth_err']:.4f}"
