@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from ptp_vlp.data.corpus import CorpusError, CorpusRow, format_row, read_corpus, tag_corpus
 
 ROW = "CC3M/images/train/1597/3250687125.jpg\ti shall be bringing this white chair\t[[340, 226, 417, 323], [1, 2, 3, 4]]\t['pillow', 'chair']"
@@ -47,7 +46,11 @@ def test_missing_corpus(tmp_path):
 
 def test_tag_from_vinvl_tsv_and_json(tmp_path):
     caps = tmp_path / "caps.json"
-    caps.write_text(json.dumps([{"image": "d/img1.jpg", "caption": "a dog"}, {"image": "d/img2.jpg", "caption": ["x", "y"]}]))
+    caps.write_text(
+        json.dumps(
+            [{"image": "d/img1.jpg", "caption": "a dog"}, {"image": "d/img2.jpg", "caption": ["x", "y"]}]
+        )
+    )
     objs = [{"rect": [i, i, i + 5, i + 5], "class": f"c{i}", "conf": 0.1 * (i % 10)} for i in range(14)]
     record = {"objects": objs, "image_h": 50, "image_w": 60}
     tsv = tmp_path / "predictions.tsv"

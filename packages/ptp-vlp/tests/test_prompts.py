@@ -4,7 +4,6 @@ import random
 from collections import Counter
 
 import pytest
-
 from ptp_vlp.prompts import (
     PROMPT_TEMPLATE,
     block_index,
@@ -47,7 +46,9 @@ def test_pre_caption_rules():
 
 def test_template_and_tsv_variant_example():
     assert PROMPT_TEMPLATE.format(block=4, name="chair") == "The block 4 has a chair ."
-    text = ptp_text("A white table with two chairs", [[40, 40, 50, 50]], ["chair"], 90, 90, rng=random.Random(0))
+    text = ptp_text(
+        "A white table with two chairs", [[40, 40, 50, 50]], ["chair"], 90, 90, rng=random.Random(0)
+    )
     assert text == "a white table with two chairs the block 4 has a chair"
 
 
@@ -87,7 +88,9 @@ def test_refined_skips_objects_whose_centre_left_the_crop():
 
 def test_shuffle_blocks_keeps_object_and_draws_block_uniformly():
     rng = random.Random(3)
-    got = [make_prompt("c", [[0, 0, 2, 2]], ["cat"], 90, 90, rng=rng, shuffle_blocks=True) for _ in range(4500)]
+    got = [
+        make_prompt("c", [[0, 0, 2, 2]], ["cat"], 90, 90, rng=rng, shuffle_blocks=True) for _ in range(4500)
+    ]
     assert {p.name for p in got} == {"cat"}
     counts = Counter(p.block for p in got)
     assert set(counts) == set(range(9)) and min(counts.values()) > 400

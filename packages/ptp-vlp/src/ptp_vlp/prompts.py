@@ -122,7 +122,9 @@ def make_prompt(
     if len(boxes) != len(names):
         raise ValueError(f"{len(boxes)} boxes but {len(names)} names")
     objects = list(zip(boxes, names))[:MAX_OBJECTS]
-    if variant == "refined":  # boxes are already mapped through the crop/flip: drop objects that left the frame
+    if (
+        variant == "refined"
+    ):  # boxes are already mapped through the crop/flip: drop objects that left the frame
         objects = [(b, n) for b, n in objects if _in_frame(b, width, height)]
     if not objects:
         return Prompted(pre_caption(caption + ".", max_words), None, None, False)

@@ -87,7 +87,9 @@ def parse_row(fields: Sequence[str], where: str) -> CorpusRow:
     image, caption, boxes, names = fields
     if not image:
         raise CorpusError(f"{where}: empty image path")
-    row = CorpusRow(image, _parse_caption(caption, where), _parse_boxes(boxes, where), _parse_names(names, where))
+    row = CorpusRow(
+        image, _parse_caption(caption, where), _parse_boxes(boxes, where), _parse_names(names, where)
+    )
     if len(row.boxes) != len(row.names):
         raise CorpusError(f"{where}: {len(row.boxes)} boxes but {len(row.names)} class names")
     return row
@@ -157,7 +159,9 @@ def read_detections(path: str | Path) -> dict[str, dict]:
             if not fields:
                 continue
             if len(fields) != 2:
-                raise CorpusError(f"{path}:{line_no}: expected 2 tab-separated columns (key, JSON), got {len(fields)}")
+                raise CorpusError(
+                    f"{path}:{line_no}: expected 2 tab-separated columns (key, JSON), got {len(fields)}"
+                )
             try:
                 records[fields[0]] = json.loads(fields[1])
             except json.JSONDecodeError as err:
