@@ -212,7 +212,7 @@ class _Encoders(nn.Module):
     def image_embeds(self, images: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         """``[B, 1 + N, D]`` ViT tokens after the final LayerNorm (as BLIP's ViT returns them)."""
         vit = self.visual_encoder_m if momentum else self.visual_encoder
-        return vit.forward_tokens(images, pre_norm=False)
+        return vit.forward_tokens(images, final_norm=True)
 
     def image_feat(self, embeds: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         proj = self.vision_proj_m if momentum else self.vision_proj
@@ -459,7 +459,7 @@ class BLIPCaption(nn.Module, PretrainedMixin):
         )
 
     def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
-        return self.visual_encoder.forward_tokens(images, pre_norm=False)
+        return self.visual_encoder.forward_tokens(images, final_norm=True)
 
     def forward(
         self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, prompt_tokens: int = 0
