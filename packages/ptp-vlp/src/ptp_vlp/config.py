@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 
 from visioncore.config import ConfigError, in_range, positive
 
-__all__ = ["Config", "DataConfig", "FinetuneConfig", "InitConfig", "ModelConfig", "PTPConfig", "TrainConfig"]
+__all__ = [
+    "Config",
+    "DataConfig",
+    "FinetuneConfig",
+    "InitConfig",
+    "ModelConfig",
+    "PTPConfig",
+    "ReproConfig",
+    "TrainConfig",
+]
 
 
 @dataclass
@@ -165,6 +174,30 @@ class InitConfig:
 
 
 @dataclass
+class ReproConfig:
+    """The acceptance experiment: ShapesGrid size, seeds and worker processes (one thread each)."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    n_train: int = 4000
+    n_test: int = 900
+    data_seed: int = 0
+    position_rate: float = 0.2
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("repro.seeds must not be empty")
+        positive("repro.n_train", self.n_train)
+        positive("repro.n_test", self.n_test)
+        positive("repro.workers", self.workers)
+        in_range("repro.position_rate", self.position_rate, 0.0, 1.0)
+        if self.n_test % 9:
+            raise ConfigError(
+                f"repro.n_test must be a multiple of 9 (the same count per block), got {self.n_test}"
+            )
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -172,3 +205,4 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     init: InitConfig = field(default_factory=InitConfig)
+    repro: ReproConfig = field(default_factory=ReproConfig)
