@@ -200,7 +200,7 @@ def run_repro(cfg: Config, out_dir: str | Path, *, print_table: bool = True) -> 
     save_config(cfg, runs_cfg)
     jobs = [(to_dict(cfg), str(data), m, s) for s in r.seeds for m in METHODS]
     jobs.insert(0, (to_dict(cfg), str(data), "ceiling", r.seeds[0]))
-    start, cpu0 = time.time(), time.process_time()
+    start = time.time()
     if r.workers == 1:
         results = [_one_run(j) for j in jobs]
     else:
