@@ -186,7 +186,7 @@ def _run(
 
 
 def pretrain(
-    cfg: Config, out_dir: str | Path, *, resume: bool = False, show_progress: bool = True, cpu: bool = True
+    cfg: Config, out_dir: str | Path, *, resume: bool = False, show_progress: bool = True, cpu: bool = False
 ) -> dict[str, Any]:
     """BLIP pretraining on the corpus TSV, with PTP prompts when ``cfg.ptp.enabled``."""
     check_paths(cfg, pretraining=True)
@@ -216,7 +216,7 @@ def pretrain(
 
 
 def finetune(
-    cfg: Config, out_dir: str | Path, *, resume: bool = False, show_progress: bool = True, cpu: bool = True
+    cfg: Config, out_dir: str | Path, *, resume: bool = False, show_progress: bool = True, cpu: bool = False
 ) -> dict[str, Any]:
     """Fine-tune retrieval (ITA with image-id targets + ITM) or captioning (LM after ``"a picture of "``), no PTP."""
     check_paths(cfg, pretraining=False)

@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 from PIL import Image
-from ptp_vlp.data.corpus import CorpusRow
-from ptp_vlp.prompts import join_captions, make_prompt, pre_caption, prompt_rng
-from ptp_vlp.tokenizer import tokenize
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import InterpolationMode, RandAugment, RandomResizedCrop
 from torchvision.transforms import functional as TF
+
+from ptp_vlp.data.corpus import CorpusRow
+from ptp_vlp.prompts import join_captions, make_prompt, pre_caption, prompt_rng
+from ptp_vlp.tokenizer import tokenize
 
 __all__ = [
     "CLIP_MEAN",

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from ptp_vlp.data.corpus import CorpusRow, format_row
 from ptp_vlp.prompts import block_index
 from ptp_vlp.tokenizer import write_vocab
-
 from visioncore.synthetic import ObjectSpec, random_background, render_objects
 
 __all__ = ["CLASSES", "POSITIONS", "SyntheticSpec", "caption_of", "position_phrase", "write_synthetic"]
