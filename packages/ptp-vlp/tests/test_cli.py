@@ -105,3 +105,10 @@ def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
     _fails(["evaluate", "--task", "retrieval_coco", "--config", "tiny", "--checkpoint", str(wrong),
             "--out", str(out), *_data_args(data)], capsys, str(wrong))  # fmt: skip
     assert not out.exists()
+
+
+def test_bench_reports_both_step_times(capsys):
+    assert main(["bench", "--quick", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"step_s_plain", "step_s_ptp", "ptp_step_time_ratio", "peak_memory_mb"} <= result["tiny"].keys()
+    assert result["prompt_us_per_sample"] > 0

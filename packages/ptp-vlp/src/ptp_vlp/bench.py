@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import resource
+import statistics
 import time
 from typing import Any
 
@@ -35,26 +36,28 @@ def _texts(batch: int, prompt: bool, rng: random.Random) -> list[list[int]]:
     return out
 
 
-def _step_time(model: BLIPPretrain, batch: int, prompt: bool, device, dtype, steps: int) -> float:
+def _step_times(model: BLIPPretrain, batch: int, device, dtype, steps: int) -> tuple[float, float]:
+    """Median step time (s) without and with prompts, the two interleaved so that load changes hit both alike."""
     cfg = model.config
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     rng = random.Random(0)
     images = torch.randn(batch, 3, cfg.image_size, cfg.image_size, device=device)
-    times = []
+    times: dict[bool, list[float]] = {False: [], True: []}
     for i in range(steps + 1):
-        ids = torch.tensor(_texts(batch, prompt, rng), device=device)
-        mask = (ids != 0).long()
-        start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            loss = sum(model(images, ids, mask).values())
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:  # the first step warms up
-            times.append(time.perf_counter() - start)
-    return sum(times) / len(times)
+        for prompt in (False, True):
+            ids = torch.tensor(_texts(batch, prompt, rng), device=device)
+            mask = (ids != 0).long()
+            start = time.perf_counter()
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                loss = sum(model(images, ids, mask).values())
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:  # the first round warms up
+                times[prompt].append(time.perf_counter() - start)
+    return statistics.median(times[False]), statistics.median(times[True])
 
 
 def _peak_mb(device) -> float:
@@ -75,9 +78,7 @@ def run_bench(device: torch.device, dtype: torch.dtype, *, quick: bool = False) 
     result["prompt_us_per_sample"] = (time.perf_counter() - start) / n * 1e6
     for name in ("tiny",) if quick else ("tiny", "pretrain_4m"):
         model = BLIPPretrain(BLIPConfig(**SHAPES[name])).to(device).train()
-        steps = 3 if name == "tiny" else 2
-        plain = _step_time(model, BATCH[name], False, device, dtype, steps)
-        prompted = _step_time(model, BATCH[name], True, device, dtype, steps)
+        plain, prompted = _step_times(model, BATCH[name], device, dtype, steps=10 if name == "tiny" else 3)
         result[name] = {
             "batch": BATCH[name],
             "step_s_plain": plain,
