@@ -1,0 +1,1 @@
+"""Data: the PTP corpus TSV, tagging, datasets and the ShapesGrid generator."""
