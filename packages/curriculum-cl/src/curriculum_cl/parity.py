@@ -12,6 +12,7 @@ Avalanche (``avalanche-lib``, the ``parity`` extra) is imported only inside :fun
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -43,7 +44,9 @@ def _import_avalanche():
     return nc_benchmark, SupervisedPlugin, EvaluationPlugin, strategies
 
 
-def distillation_v01(out: torch.Tensor, prev_out: torch.Tensor, active_units, temperature: float) -> torch.Tensor:
+def distillation_v01(
+    out: torch.Tensor, prev_out: torch.Tensor, active_units, temperature: float
+) -> torch.Tensor:
     """Avalanche 0.1's ``_distillation_loss``: softmax over every output unit, KL summed over the active units."""
     au = list(active_units)
     log_p = torch.log_softmax(out / temperature, dim=1)[:, au]
@@ -108,7 +111,7 @@ def avalanche_run(
         for plugin in strategy.plugins:
             if hasattr(plugin, "lwf"):  # LwFPlugin: swap in the 0.1 distillation term
                 T = settings.lwf_temperature
-                plugin.lwf._distillation_loss = lambda o, p, au: distillation_v01(o, p, au, T)
+                plugin.lwf._distillation_loss = functools.partial(distillation_v01, temperature=T)
     bench = nc_benchmark(
         _Labelled(train_x, train_y),
         _Labelled(features.test, features.test_labels),
@@ -169,3 +172,43 @@ def parity(
             ],
         }
     return out
+
+
+def run_parity(
+    cfg,
+    out,
+    *,
+    curricula: int = 5,
+    seeds: int = 2,
+    algorithms: tuple[str, ...] = PARITY_ALGORITHMS,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict:
+    """``curricula`` evenly spaced curricula x ``seeds`` seeds of ``cfg``'s setting; writes ``out/parity.json``."""
+    from curriculum_cl.train import prepare
+    from visioncore.config import to_dict
+    from visioncore.files import atomic_write_json
+
+    for alg in algorithms:
+        if alg not in PARITY_ALGORITHMS:
+            raise CurriculumError(f"--algorithms: {alg!r} is not one of {', '.join(PARITY_ALGORITHMS)}")
+    prepared = prepare(cfg, out, show_progress=False, device=device, dtype=dtype)
+    space = prepared.space
+    if not 1 <= curricula <= len(space) or seeds < 1:
+        raise CurriculumError(f"--curricula must be in [1, {len(space)}] and --seeds >= 1")
+    ids = sorted({int(i) for i in np.linspace(0, len(space) - 1, curricula).round()})
+    runs = [RunSpec(c, s, space.experiences(c)) for c in ids for s in range(seeds)]
+    result = parity(
+        prepared.features, runs, cfg.learner, algorithms=algorithms, base_seed=cfg.sweep.base_seed
+    )
+    import avalanche
+
+    result.update(
+        avalanche_version=avalanche.__version__,
+        torch_version=torch.__version__,
+        curricula=[space.order_string(c) for c in ids],
+        seeds=seeds,
+        config=to_dict(cfg),
+    )
+    atomic_write_json(out / "parity.json", result, indent=1)
+    return result
