@@ -39,7 +39,7 @@ def test_avalanche_06_lwf_is_blind_with_one_old_class(tmp_path):
     so with one old class the distillation is identically 0 and LwF is Naive; 0.1's form (run_heads) is not."""
     out, prev = torch.tensor([[2.0, -1.0, 3.0]]), torch.tensor([[1.0, 0.0, -2.0]])
     assert distillation_v01(out, prev, {0}, 1.0) > 0.1
-    cfg = load("tiny", SETS)
+    cfg = load("tiny", ["learner.lwf_alpha=[0,10]"])  # 10 passes: class 1 is learnt, then guarded or not
     features = prepare(cfg, tmp_path, show_progress=False).features
     run = RunSpec(0, 0, [[1], [2]])
     ava_lwf = avalanche_run(features, run, "lwf", cfg.learner)
