@@ -50,3 +50,10 @@ def test_avalanche_06_lwf_is_blind_with_one_old_class(tmp_path):
     np.testing.assert_allclose(ours_naive, ava_naive, atol=0.02)
     assert np.abs(ours_lwf - ours_naive).max() > 0.02
     np.testing.assert_allclose(ours_lwf, avalanche_run(features, run, "lwf_v01", cfg.learner), atol=0.02)
+
+
+def test_parity_refuses_unknown_strategy_in_one_line(tmp_path, capsys):
+    code = main(["parity", "--config", "tiny", "--algorithms", "naive,si", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --algorithms: 'si'") and err.count("\n") == 1
+    assert not (tmp_path / "parity.json").exists()
