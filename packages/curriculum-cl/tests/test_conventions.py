@@ -131,3 +131,8 @@ def test_bench_runs_on_cpu_in_bf16(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["device"] == "cpu" and result["dtype"] == "bfloat16"
     assert all(case["speedup"] > 1 for case in result["cases"])  # cached features beat recomputing the trunk
+    digits = result["cases"][
+        0
+    ]  # the 120-curriculum sweep both ways, Avalanche measured on 1 and extrapolated
+    assert digits["avalanche_measured_curricula"] == 1 and digits["avalanche_extrapolated"] is True
+    assert digits["avalanche_over_run_heads"] == digits["avalanche_sweep_s"] / digits["run_heads_sweep_s"]

@@ -1,6 +1,8 @@
 """``curriculum-cl bench``: sweep throughput with cached features vs recomputing features every step and every
 evaluation as the official code does (Avalanche runs the frozen network on every minibatch), on digits and on
-MNIST-sized synthetic data (5 classes x 6,000 training images, 28x28); peak memory."""
+MNIST-sized synthetic data (5 classes x 6,000 training images, 28x28); on digits also the 120-curriculum naive sweep
+through ``run_heads`` vs Avalanche 0.6 on the same cached features (when the ``parity`` extra is installed); peak
+memory."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from curriculum_cl.data.datasets import load_digits_dataset, restrict_classes
 from curriculum_cl.data.features import extract_features, make_transform
 from curriculum_cl.data.synthetic import class_images
 from curriculum_cl.engine import FeatureSet, LearnerSettings, RunSpec, init_heads, run_heads
+from curriculum_cl.errors import CurriculumError
 from curriculum_cl.models.extractors import SmallCNN
 
 
@@ -48,9 +51,42 @@ def _recompute_run(
             torch.cat([head(_features(net, c)) for c in xt.split(512)])
 
 
+def _avalanche_sweep(feats: FeatureSet, settings: LearnerSettings, measured: int) -> dict:
+    """Wall time of the 120-curriculum naive sweep (seed 0) through ``run_heads`` and through Avalanche 0.6's Naive
+    (``curriculum_cl.parity``, the same batches); Avalanche is measured on ``measured`` evenly spaced curricula
+    and extrapolated to 120 when ``measured`` < 120 (``avalanche_extrapolated``)."""
+    from curriculum_cl.parity import _import_avalanche, avalanche_run
+
+    try:
+        _import_avalanche()  # import cost outside the timed part
+    except CurriculumError as err:  # the parity extra is optional
+        return {"avalanche": f"not measured: {err}"}
+    space = CurriculumSpace((0, 1, 2, 3, 4))
+    runs = [RunSpec(c, 0, space.experiences(c)) for c in range(len(space))]
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_heads(feats, runs, "naive", settings)
+    heads_s, heads_cpu = time.perf_counter() - t0, time.process_time() - c0
+    subset = [runs[int(i)] for i in np.linspace(0, len(runs) - 1, measured).round()]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for run in subset:
+        avalanche_run(feats, run, "naive", settings)
+    scale = len(runs) / len(subset)
+    ava_s, ava_cpu = (time.perf_counter() - t0) * scale, (time.process_time() - c0) * scale
+    return {
+        "sweep_120_curricula": "naive, seed 0, the same batches both ways",
+        "run_heads_sweep_s": heads_s,
+        "run_heads_sweep_cpu_s": heads_cpu,
+        "avalanche_sweep_s": ava_s,
+        "avalanche_sweep_cpu_s": ava_cpu,
+        "avalanche_measured_curricula": len(subset),
+        "avalanche_extrapolated": len(subset) < len(runs),
+        "avalanche_over_run_heads": ava_s / heads_s,
+    }
+
+
 def _case(
     name: str, x, y, xt, yt, image_size: int, settings: LearnerSettings, cached_runs: int, recompute_runs: int,
-    device: torch.device, dtype: torch.dtype,
+    device: torch.device, dtype: torch.dtype, avalanche_runs: int = 0,
 ) -> dict:  # fmt: skip
     torch.manual_seed(0)
     net = SmallCNN(1, image_size).eval().to(device, dtype)
@@ -70,7 +106,8 @@ def _case(
         _recompute_run(net, x, y, xt, run, settings)
     recompute_s = time.perf_counter() - t0
     cached_rps, recompute_rps = cached_runs / cached_s, recompute_runs / recompute_s
-    return {
+    avalanche = _avalanche_sweep(feats, settings, avalanche_runs) if avalanche_runs else {}
+    return avalanche | {
         "dataset": name,
         "train_images": len(y),
         "batch_size": settings.batch_size,
@@ -105,6 +142,7 @@ def run_bench(
             2 if quick else 5,
             device,
             dtype,
+            avalanche_runs=1 if quick else 12,
         )
     ]
     rng = np.random.default_rng(0)

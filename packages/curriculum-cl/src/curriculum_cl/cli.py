@@ -1,4 +1,5 @@
-"""``curriculum-cl``: sweep, design, compare, train (full backbone), pretrain, make-synthetic, demo, repro, bench."""
+"""``curriculum-cl``: sweep, design, compare, train (full backbone), pretrain, make-synthetic, demo, repro, parity,
+bench."""
 
 from __future__ import annotations
 
@@ -155,6 +156,26 @@ def cmd_repro(args) -> None:
     run_repro(_config(args), _new_folder(args.out), **_device(args))
 
 
+def cmd_parity(args) -> None:
+    from curriculum_cl.parity import PARITY_ALGORITHMS, run_parity
+
+    cfg = _config(args)
+    algs = args.parity_algorithms
+    algorithms = tuple(a.strip() for a in algs.split(",")) if algs else PARITY_ALGORITHMS
+    out = _new_folder(args.out)
+    result = run_parity(
+        cfg, out, curricula=args.curricula, seeds=args.parity_seeds, algorithms=algorithms, **_device(args)
+    )
+    print(f"Avalanche {result['avalanche_version']} vs run_heads, {len(result['curricula'])} curricula x "
+          f"{result['seeds']} seeds (tolerance {result['tolerance']})")  # fmt: skip
+    print(f"{'strategy':<10}{'max|diff|':>11}{'mean|diff|':>12}  within")
+    for alg, row in result["algorithms"].items():
+        print(
+            f"{alg:<10}{row['max_abs_diff']:>11.4f}{row['mean_abs_diff']:>12.4f}  {row['within_tolerance']}"
+        )
+    print(f"results: {out / 'parity.json'}")
+
+
 def cmd_bench(args) -> None:
     from curriculum_cl.bench import run_bench
     from visioncore.files import atomic_write_json
@@ -236,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     add_device_args(p)
     p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser(
+        "parity", help="the same runs through Avalanche (Naive, EWC, LwF) and run_heads; accuracy matrices"
+    )
+    add_config_args(p, default="digits")
+    _add_data(p)
+    p.add_argument("--curricula", type=int, default=5, help="evenly spaced curriculum ids")
+    p.add_argument("--seeds", type=int, default=2, dest="parity_seeds")
+    p.add_argument(
+        "--algorithms", dest="parity_algorithms", help="comma list of naive,ewc,lwf,lwf_v01 (default: all)"
+    )
+    p.add_argument("--out", required=True)
+    add_device_args(p)
+    p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("bench", help="throughput (runs/s) cached vs recomputed features, peak memory; JSON")
     p.add_argument("--out")
