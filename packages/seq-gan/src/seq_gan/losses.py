@@ -85,3 +85,36 @@ def gan_factor(step: int, start: int, warmup: int) -> tuple[bool, float]:
     random discriminator never pushes the decoder (the GAN start that wrecks reconstructions, taming #44).
     """
     return step >= start, 1.0 if step >= start + warmup else 0.0
+
+
+def tokenizer_objective(
+    tokenizer,  # noqa: ANN001 - a VQTokenizer (kept untyped to avoid an import cycle)
+    perceptual,  # noqa: ANN001 - a PerceptualNet
+    x: torch.Tensor,
+    *,
+    alpha: float,
+    gamma: float,
+    low_layers: Sequence[str] = LOW_LAYERS,
+    sem_layers: Sequence[str] = SEM_LAYERS,
+    l1_weight: float = 1.0,
+    perceptual_weight: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 2 with L^alpha and the entropy term: L1 + L^alpha + L_vq - gamma H(D_bar) (no GAN).
+
+    Returns (total loss, reconstruction, detached parts). Phase 2 (frozen token space) has no VQ or entropy term.
+    """
+    z = tokenizer.encode_features(x)
+    q = tokenizer.quantizer(z)
+    x_hat = tokenizer.decode(q.z_q)
+    l1 = (x_hat - x).abs().mean()
+    with torch.no_grad():
+        feats = perceptual(x)
+    perc = semantic_perceptual_loss(perceptual(x_hat), feats, alpha, low_layers, sem_layers)
+    total = l1_weight * l1 + perceptual_weight * perc + q.loss
+    parts = {"l1": l1.detach(), "perceptual": perc.detach(), "vq": q.loss.detach()}
+    if gamma > 0 and not tokenizer.quantizer.frozen:
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        ent = codebook_entropy_loss(flat, tokenizer.quantizer.codebook.weight, gamma)
+        total = total + ent
+        parts["entropy"] = ent.detach()
+    return total, x_hat, parts
