@@ -47,10 +47,14 @@ demo: setup
 	done; \
 	$(RUN) visioncore summarize runs/demo; exit $$status
 
+# Every package's bench JSON, then each CLI's `--help` time over `python -c "import torch"` (measured in one run).
 bench: setup
 	@mkdir -p runs/bench; status=0; for pkg in $(PACKAGES); do \
 		echo "== $$pkg bench"; $(RUN) $$pkg bench > runs/bench/$$pkg.json && cat runs/bench/$$pkg.json || status=1; \
-	done; exit $$status
+	done; \
+	echo "== startup (--help / import torch)"; \
+	$(RUN) visioncore startup-time visioncore $(PACKAGES) > runs/bench/startup.json && cat runs/bench/startup.json || status=1; \
+	exit $$status
 
 clean:
 	rm -rf runs dist .ruff_cache

@@ -129,3 +129,24 @@ def test_wheel_installs_alone_and_cli_answers_help(wheels, member, tmp_path):
     cli = subprocess.run([venv / "bin" / name, "--help"], capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "demo" in cli.stdout and "repro" in cli.stdout and "bench" in cli.stdout
+
+
+HEAVY_AT_IMPORT = {"diffusers", "transformers", "timm", "sklearn", "matplotlib", "av"}
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda p: p.name)
+def test_package_and_cli_import_stays_light(member):
+    """`<cli> --help` must start fast: the package and its CLI module leave the heavy libraries unimported."""
+    name = _import_name(member)
+    heavy = sorted(HEAVY_AT_IMPORT)
+    code = f"import sys, {name}, {name}.cli; print(','.join(sorted(set({heavy!r}) & set(sys.modules))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"{name} imports {result.stdout.strip()} at start-up"
+
+
+@pytest.mark.parametrize("member", PACKAGES, ids=lambda p: p.name)
+def test_package_has_the_common_module_shape(member):
+    src = member / "src" / _import_name(member)
+    for module in ("cli.py", "demo.py", "repro.py", "bench.py", "data/synthetic.py"):
+        assert (src / module).is_file(), f"{member.name}: missing {module}"

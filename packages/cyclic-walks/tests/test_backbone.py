@@ -17,14 +17,14 @@ def tiny_cfg(**kw):
     return BackboneConfig(kind="vit_tiny", patch_size=8, embed_dim=32, depth=2, num_heads=2, **kw)
 
 
-def test_vit_tokens_pre_norm_without_cls_at_any_size():
+def test_vit_tokens_before_final_norm_without_cls_at_any_size():
     torch.manual_seed(0)
     backbone = build_backbone(tiny_cfg())
     images = torch.rand(2, 3, 48, 40)
     tokens, grid = backbone(images)
     assert grid == (6, 5) and tokens.shape == (2, 30, 32) and not tokens.requires_grad
     x = backbone.normalise(images)
-    torch.testing.assert_close(tokens, backbone.extractor.forward_tokens(x, with_cls=False, pre_norm=True))
+    torch.testing.assert_close(tokens, backbone.extractor.forward_tokens(x, with_cls=False, final_norm=False))
     assert all(not p.requires_grad for p in backbone.parameters())
     backbone.train()
     assert not backbone.training  # frozen backbones stay in eval mode
@@ -37,7 +37,7 @@ def test_dino_checkpoint_loads_and_bad_checkpoint_names_file(tmp_path):
     torch.save({"teacher": state, "epoch": 3}, tmp_path / "dino.pth")
     backbone = build_backbone(tiny_cfg(weights=str(tmp_path / "dino.pth")))
     images = torch.rand(1, 3, 32, 32)
-    expected = source.forward_tokens(backbone.normalise(images), with_cls=False, pre_norm=True)
+    expected = source.forward_tokens(backbone.normalise(images), with_cls=False, final_norm=False)
     torch.testing.assert_close(backbone(images)[0], expected)
     wide = vit_tiny(patch_size=8, embed_dim=48, depth=2, num_heads=2)
     save_file(
@@ -94,7 +94,7 @@ def test_transformers_vit_layout_matches_hidden_states(tmp_path):
         vit = vit_tiny(**TINY)
         load_vit_weights(vit, tmp_path / name)
         with torch.no_grad():
-            got = vit.forward_tokens(pixels, with_cls=False, pre_norm=True)
+            got = vit.forward_tokens(pixels, with_cls=False, final_norm=False)
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 

@@ -64,17 +64,17 @@ def test_custom_tiny_vit_and_kwargs_pass_through():
     assert vit.norm is vit.timm_model.norm
 
 
-def test_token_shapes_with_cls_and_pre_norm():
+def test_token_shapes_with_cls_and_final_norm():
     vit, x = tiny_vit(), images()
     with torch.no_grad():
         tokens = vit.forward_tokens(x)
-        normed = vit.forward_tokens(x, pre_norm=False)
+        normed = vit.forward_tokens(x, final_norm=True)
         patches = vit.forward_tokens(x, with_cls=False)
     assert tokens.shape == (2, 65, 64) and patches.shape == (2, 64, 64)
     torch.testing.assert_close(patches, tokens[:, 1:])
     assert not torch.allclose(tokens, normed)
     torch.testing.assert_close(normed, vit.norm(tokens))
-    # pre_norm=False is exactly timm's forward_features
+    # final_norm=True is exactly timm's forward_features
     torch.testing.assert_close(normed, vit.timm_model.forward_features(x))
     torch.testing.assert_close(vit(x), tokens)
 
@@ -207,7 +207,7 @@ def test_load_timm_layout_pth_with_classifier(tmp_path):
     vit = vit_tiny(**TINY, weights=path).eval()
     x = images()
     with torch.no_grad():
-        torch.testing.assert_close(vit.forward_tokens(x, pre_norm=False), timm_vit.forward_features(x))
+        torch.testing.assert_close(vit.forward_tokens(x, final_norm=True), timm_vit.forward_features(x))
     # and the other way: a wrapper checkpoint into a bare timm model
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"model": vit.state_dict()}, wrapped)

@@ -21,11 +21,19 @@ def test_demo_writes_metrics_and_artifacts(tmp_path, capsys):
     capsys.readouterr()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "metrics.json").write_text(json.dumps({"auc": 0.5, "nested": {"x": 1}}))
-    assert main(["summarize", str(tmp_path)]) == 0
+    headline = tmp_path / "packages" / "other" / "assets" / "repro_headline.json"
+    headline.parent.mkdir(parents=True)
+    headline.write_text(
+        json.dumps({"headline": "part masking 0.830 vs random 0.732", "command": "other repro"})
+    )
+    assert main(["summarize", str(tmp_path), "--packages", str(tmp_path / "packages")]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["package", "metrics"]
-    assert any(line.startswith("other") and "auc=0.5" in line and "nested" not in line for line in table)
-    assert any(line.startswith("visioncore") and "ffv1_max_abs_diff=0" in line for line in table)
+    assert table[0].split() == ["package", "demo", "s", "demo", "metrics"]
+    other = next(i for i, line in enumerate(table) if line.startswith("other"))
+    assert "auc=0.5" in table[other] and "nested" not in table[other]
+    assert table[other + 1].strip() == "repro: part masking 0.830 vs random 0.732  [other repro]"
+    vc = next(i for i, line in enumerate(table) if line.startswith("visioncore"))
+    assert "ffv1_max_abs_diff=0" in table[vc] and "no acceptance experiment" in table[vc + 1]
 
 
 def test_summarize_without_results_is_one_line_error(tmp_path, capsys):

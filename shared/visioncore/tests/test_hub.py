@@ -35,7 +35,7 @@ class VitEncoder(nn.Module, PretrainedMixin):
         )
 
     def forward(self, images):
-        return self.backbone.forward_tokens(images, pre_norm=False)
+        return self.backbone.forward_tokens(images, final_norm=True)
 
 
 @dataclass

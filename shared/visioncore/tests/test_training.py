@@ -122,8 +122,7 @@ def test_warmup_cosine_schedule_shape():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert lrs[4] == pytest.approx(1.0)
+    assert lrs[:5] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])  # step / warmup: lr 0 at step 0
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
 

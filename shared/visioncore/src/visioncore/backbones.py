@@ -5,7 +5,7 @@ ViTs::
     vit = vit_tiny(img_size=32, patch_size=4, embed_dim=64, depth=3, num_heads=4)  # tiny custom ViT for tests
     tokens = vit.forward_tokens(images)                        # [B, 1 + N, D], last block, before the final norm
     tokens = vit.forward_tokens(images, visible=keep)          # [B, 1 + K, D], blocks run on the kept patches only
-    patches = vit.forward_tokens(images, with_cls=False, pre_norm=False)  # [B, N, D], final norm applied
+    patches = vit.forward_tokens(images, with_cls=False, final_norm=True)  # [B, N, D], final norm applied
 
 ``vit_tiny/small/base/large`` build a timm ``VisionTransformer`` (tiny 192/12/3, small 384/12/6, base 768/12/12,
 large 1024/24/16 for width/depth/heads) with ``num_classes=0`` and ``dynamic_img_size=True``; every other keyword
@@ -138,16 +138,16 @@ class ViT(nn.Module):
         *,
         visible: torch.Tensor | None = None,
         with_cls: bool = True,
-        pre_norm: bool = True,
+        final_norm: bool = False,
     ) -> torch.Tensor:
         """Tokens after the last block: ``[B, P + N, D]`` (``P = num_prefix_tokens`` when ``with_cls``, else 0).
 
         ``images``: ``[B, C, H, W]`` with H and W multiples of the patch size (position embeddings are interpolated
         to that grid). ``visible``: LongTensor ``[B, K]`` of patch indices (row-major, in ``[0, N)``, not checked
         for range): all patches are embedded and position-encoded, then only these K are gathered (in the given
-        order), the prefix tokens prepended, and the blocks run on ``P + K`` tokens (an MAE encoder). ``pre_norm``
-        (default) returns the last block's output; ``pre_norm=False`` applies the final norm, as timm's
-        ``forward_features`` does. Equal to ``timm_model.forward_features(images)`` for ``pre_norm=False``.
+        order), the prefix tokens prepended, and the blocks run on ``P + K`` tokens (an MAE encoder). By
+        default the last block's output is returned; ``final_norm=True`` applies the final norm, as timm's
+        ``forward_features`` does. Equal to ``timm_model.forward_features(images)`` for ``final_norm=True``.
         """
         tm = self.timm_model
         x = tm.patch_embed(images)  # NHWC with dynamic_img_size, NLC otherwise
@@ -180,7 +180,7 @@ class ViT(nn.Module):
             x = checkpoint_seq(tm.blocks, x)
         else:
             x = tm.blocks(x)
-        if not pre_norm:
+        if final_norm:
             x = tm.norm(x)
         if not with_cls:
             x = x[:, self.num_prefix_tokens :]

@@ -7,6 +7,7 @@ unknown key or a value of the wrong type is a one-line ``ConfigError`` naming th
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Sequence
 from importlib import resources
@@ -18,7 +19,17 @@ from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "config_names", "load_config", "save_config", "to_dict"]
+__all__ = [
+    "ConfigError",
+    "add_config_args",
+    "config_from_args",
+    "config_names",
+    "in_range",
+    "load_config",
+    "positive",
+    "save_config",
+    "to_dict",
+]
 
 
 class ConfigError(ValueError):
@@ -81,8 +92,47 @@ def load_config(
             raise ConfigError(_describe(err, f"override {item!r}")) from None
     try:
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigError:
+        raise
     except OmegaConfBaseException as err:
+        # a ConfigError raised by a schema's __post_init__ arrives wrapped; show its own message
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
         raise ConfigError(_describe(err, "config")) from None
+
+
+def add_config_args(parser: argparse.ArgumentParser, default: str | None = "tiny") -> None:
+    """``--config NAME|PATH`` (a shipped config's name or a YAML file) and repeated ``--set key.sub=value``."""
+    parser.add_argument(
+        "--config", default=default, help=f"shipped config name or YAML path (default: {default})"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.lr=1e-4 (repeatable)",
+    )
+
+
+def config_from_args(schema: type[T], args: argparse.Namespace, *, package: str) -> T:
+    """The config a CLI verb asked for with ``add_config_args``'s flags."""
+    return load_config(schema, args.config, args.overrides, package=package)
+
+
+def positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Refuse a count or size that must be > 0 (>= 0 with ``allow_zero``): call from a schema's ``__post_init__``."""
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def in_range(name: str, value: float, low: float, high: float) -> None:
+    """Refuse a ratio or probability outside ``[low, high]``: call from a schema's ``__post_init__``."""
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be in [{low}, {high}], got {value}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

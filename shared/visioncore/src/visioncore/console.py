@@ -6,12 +6,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-# ConfigError, CheckpointError, dataset and video errors all derive from one of these.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+from visioncore.errors import NonFiniteLossError
+
+# ConfigError, CheckpointError, dataset and video errors derive from ValueError; every file-system failure (missing
+# file, a file where a folder is needed, an existing output, permissions) is an OSError.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, NonFiniteLossError)
 
 
 def one_line(err: BaseException) -> str:
-    """The first non-empty line of an error's message (its type name when the message is empty)."""
+    """The first non-empty line of an error's message, with the path an OSError names (its type name if empty)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 

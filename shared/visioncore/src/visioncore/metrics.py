@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.special
 import torch
 from sklearn.metrics import adjusted_rand_score, average_precision_score, roc_auc_score
@@ -327,9 +326,27 @@ def retrieval_map(similarity: ArrayLike, positives: Positives) -> float:
 
 
 # -------------------------------------------------------------------------------------------------- generation
+class _Identity(torch.nn.Module):
+    """Features in, features out: lets torchmetrics' FID accumulate features computed elsewhere."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _torchmetrics_fid(num_features: int):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return FrechetInceptionDistance(feature=_Identity(num_features), reset_real_features=True).double()
+
+
 def frechet_distance(feats_a: ArrayLike, feats_b: ArrayLike) -> float:
     """Fréchet distance between Gaussians fitted to features [N, D]:
-    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with scipy's sqrtm; imaginary parts are dropped.
+    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), computed by torchmetrics' ``FrechetInceptionDistance``
+    (float64 moments, the trace of the square root from the eigenvalues of S_a S_b).
     """
     a = _float_array(feats_a, "feats_a", 2)
     b = _float_array(feats_b, "feats_b", 2)
@@ -337,15 +354,10 @@ def frechet_distance(feats_a: ArrayLike, feats_b: ArrayLike) -> float:
         raise ValueError(f"feature dim mismatch: feats_a has D={a.shape[1]}, feats_b has D={b.shape[1]}")
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"need at least 2 samples per set for a covariance, got {len(a)} and {len(b)}")
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
-    if not np.all(np.isfinite(covmean)):  # singular product: regularise as in pytorch-fid
-        offset = np.eye(len(cov_a)) * 1e-6
-        covmean = scipy.linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    covmean = np.real(covmean)
-    diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    metric = _torchmetrics_fid(a.shape[1])
+    metric.update(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)), real=True)
+    metric.update(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64)), real=False)
+    return float(metric.compute())
 
 
 def _as_unit_images(images: ArrayLike, name: str) -> torch.Tensor:
@@ -411,6 +423,9 @@ def inception_score(logits: ArrayLike, splits: int = 10) -> tuple[float, float]:
     """Inception Score from classifier logits [N, C]: exp(E_x KL(p(y|x) || p(y))) on each of ``splits``
     contiguous chunks (p(y) = chunk mean); returns (mean, std) over chunks (population std, as in the
     original code). Ranges from 1 (uniform or identical predictions) to C (confident and balanced).
+
+    Kept here rather than torchmetrics' ``InceptionScore``, which shuffles the samples before splitting and reports
+    the unbiased std: neither matches the reference code, and the shuffle makes the score depend on the global RNG.
     """
     lg = _float_array(logits, "logits", 2)
     if not 1 <= splits <= len(lg):

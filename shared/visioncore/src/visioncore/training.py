@@ -19,9 +19,7 @@ complete; ``trainer_state.json`` (the step and any extra state) is the last file
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,12 +28,15 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator, debug_launcher
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.tracking import GeneralTracker, on_main_process
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
+
+from visioncore.errors import NonFiniteLossError
 
 __all__ = [
     "CheckpointManager",
@@ -46,7 +47,9 @@ __all__ = [
     "make_accelerator",
     "progress",
     "run_distributed",
+    "save_final",
     "seed_everything",
+    "should_save",
     "warmup_cosine_schedule",
 ]
 
@@ -55,9 +58,7 @@ _STATE_FILE = "trainer_state.json"
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (all devices) so a run is repeatable."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
+    """Seed Python, numpy and torch (all devices) so a run is repeatable (``accelerate.utils.set_seed``)."""
     set_seed(seed)
 
 
@@ -126,6 +127,11 @@ def make_accelerator(
 
     Uses accelerate's seedable sampler so that the shuffle order of an epoch depends only on the seed and the epoch:
     this is what makes a resumed run see exactly the batches an uninterrupted one would.
+
+    Learning-rate schedules count optimizer steps, whatever the number of processes: the loop calls
+    ``scheduler.step()`` once per optimizer step (under gradient accumulation only when ``accelerator.sync_gradients``),
+    and a scheduler passed through ``accelerator.prepare`` steps once per call (``step_scheduler_with_optimizer=False``;
+    accelerate's default would step it once per process, shortening a warm-up N-fold on N GPUs).
     """
     project_dir = Path(project_dir)
     logging_dir = project_dir / "logs"
@@ -143,6 +149,7 @@ def make_accelerator(
         log_with=log_with or None,
         project_config=ProjectConfiguration(project_dir=str(project_dir), logging_dir=str(logging_dir)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        step_scheduler_with_optimizer=False,
         cpu=cpu,
     )
     if log_with:
@@ -272,31 +279,81 @@ def _isolated_start(batches: Iterable) -> Iterator[Any]:
 _END = object()
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/inf loss; the last saved checkpoint is the last good state."""
+def check_finite(
+    losses: torch.Tensor | float | Mapping[str, torch.Tensor | float],
+    step: int,
+    *,
+    accelerator: Accelerator | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> None:
+    """Raise ``NonFiniteLossError`` on every rank when any rank's loss is NaN or infinite.
+
+    ``losses`` is one loss or a mapping name -> loss. The non-finite flags are summed over processes, so a NaN seen on
+    one rank stops them all instead of leaving the others waiting in the next all-reduce; every rank must call this at
+    the same steps. It syncs with the host: call it at log steps, not every step. The message names the step, the
+    loss and ``checkpoint`` (the last good state; pass ``CheckpointManager.latest()``).
+    """
+    items = losses.items() if isinstance(losses, Mapping) else [("loss", losses)]
+    names = [name for name, _ in items]
+    values = torch.stack(
+        [
+            v.detach().float().mean().cpu() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+            for _, v in items
+        ]
+    )
+    bad = (~torch.isfinite(values)).float()
+    if accelerator is not None and accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad.to(accelerator.device), reduction="sum").cpu()
+    elif dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(bad)
+    if not bool(bad.any()):
+        return
+    which = ", ".join(f"{name}={values[i].item()}" for i, name in enumerate(names) if bad[i] > 0)
+    last = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was saved before it"
+    raise NonFiniteLossError(f"non-finite loss at step {step} ({which}, on some process); {last}")
 
 
-def check_finite(loss: torch.Tensor | float, step: int) -> None:
-    """Stop with a clear error naming the step when the loss is NaN or infinite."""
-    value = float(loss.detach().float().mean()) if isinstance(loss, torch.Tensor) else float(loss)
-    if not math.isfinite(value):
-        raise NonFiniteLossError(
-            f"non-finite loss ({value}) at step {step}; the last saved checkpoint is the last good state"
-        )
+def should_save(step: int, every: int, max_steps: int) -> bool:
+    """Whether to checkpoint after ``step`` completed steps: every ``every`` steps (0: never) and at the end."""
+    return step == max_steps or (every > 0 and step % every == 0)
+
+
+def save_final(
+    accelerator: Accelerator,
+    out_dir: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    config: Any,
+    checkpoints: CheckpointManager | None,
+    step: int,
+) -> Path:
+    """The end of a training run: ``config.yaml``, ``model/`` (``save_pretrained`` of the unwrapped model) and a
+    final checkpoint at ``step`` unless one is already there. All ranks must call it; returns ``out_dir/model``."""
+    from visioncore.config import save_config
+
+    out_dir = Path(out_dir)
+    if checkpoints is not None:
+        latest = checkpoints.latest()
+        if latest is None or latest.name != f"step_{step:06d}":
+            checkpoints.save(step)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_config(config, out_dir / "config.yaml")
+        accelerator.unwrap_model(model).save_pretrained(out_dir / "model")
+    accelerator.wait_for_everyone()
+    return out_dir / "model"
 
 
 def warmup_cosine_schedule(
     optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
 ) -> LambdaLR:
-    """Linear warm-up to the base LR, then half-cosine decay to ``min_ratio`` times it (MAE / ViT recipes)."""
+    """Linear warm-up from 0 (``step / warmup_steps``), then half-cosine decay to ``min_ratio`` times the base LR at
+    ``total_steps`` (the MAE / ViT recipes): transformers' ``get_cosine_with_min_lr_schedule_with_warmup``."""
+    from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        progress_ = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress_))
-
-    return LambdaLR(optimizer, factor)
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps, min_lr_rate=min_ratio
+    )
 
 
 def progress(iterable: Iterable | None = None, accelerator: Accelerator | None = None, **kwargs: Any) -> tqdm:

@@ -108,7 +108,7 @@ class FrozenBackbone(nn.Module):
         h, w = images.shape[-2] // self.stride, images.shape[-1] // self.stride
         x = self.normalise(images)
         if self.kind.startswith("vit"):
-            tokens = self.extractor.forward_tokens(x, with_cls=False, pre_norm=True)
+            tokens = self.extractor.forward_tokens(x, with_cls=False, final_norm=False)
         elif self.kind.startswith("resnet"):
             maps = self.extractor.forward_maps(x)
             h, w = maps.shape[-2:]

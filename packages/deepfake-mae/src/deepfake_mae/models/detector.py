@@ -129,7 +129,7 @@ class DeepfakeDetector(nn.Module, PretrainedMixin):
 
     def encoder_logit(self, frames: torch.Tensor) -> torch.Tensor:
         batch, time = frames.shape[:2]
-        tokens = self.encoder.forward_tokens(frames.flatten(0, 1), with_cls=True, pre_norm=False)
+        tokens = self.encoder.forward_tokens(frames.flatten(0, 1), with_cls=True, final_norm=True)
         feats = tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(1)
         feats = feats.view(batch, time, -1)
         video = self.temporal(feats) if self.temporal is not None else feats.mean(1)

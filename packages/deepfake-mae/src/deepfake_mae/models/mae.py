@@ -124,7 +124,7 @@ class FacePartMAE(nn.Module, PretrainedMixin):
 
     def encode(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         visible = visible_indices(mask)
-        tokens = self.encoder.forward_tokens(images, visible=visible, with_cls=True, pre_norm=False)
+        tokens = self.encoder.forward_tokens(images, visible=visible, with_cls=True, final_norm=True)
         return tokens, visible
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
