@@ -146,14 +146,18 @@ def _labels(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--labels expects comma-separated class ids, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--labels expects comma-separated class ids, got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq-gan", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train-tokenizer", help="phase 1 (encoder, codebook, decoder) or phase 2 (enhanced decoder)")
+    p = sub.add_parser(
+        "train-tokenizer", help="phase 1 (encoder, codebook, decoder) or phase 2 (enhanced decoder)"
+    )
     p.add_argument("--phase", type=int, choices=[1, 2], default=1)
     p.add_argument("--init", help="phase 2: the phase-1 output folder")
     p.add_argument("--out", required=True)
@@ -201,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(p)
     p.set_defaults(fn=cmd_reconstruct)
 
-    p = sub.add_parser("visualize", help="Sec. 3.2: teacher-forced AR top-1 tokens decoded beside the image's own")
+    p = sub.add_parser(
+        "visualize", help="Sec. 3.2: teacher-forced AR top-1 tokens decoded beside the image's own"
+    )
     p.add_argument("--model", required=True, help="AR transformer folder")
     p.add_argument("--tokenizer", required=True)
     p.add_argument("images", nargs="+")
@@ -223,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(p)
     p.set_defaults(fn=cmd_evaluate)
 
-    p = sub.add_parser("make-synthetic", help="coloured digits on nuisance backgrounds (ImageFolder + nuisance.csv)")
+    p = sub.add_parser(
+        "make-synthetic", help="coloured digits on nuisance backgrounds (ImageFolder + nuisance.csv)"
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--canvas", type=int, default=16)
     p.add_argument("--digit-size", type=int, default=12)

@@ -88,7 +88,7 @@ def gan_factor(step: int, start: int, warmup: int) -> tuple[bool, float]:
 
 
 def tokenizer_objective(
-    tokenizer,  # noqa: ANN001 - a VQTokenizer (kept untyped to avoid an import cycle)
+    tokenizer,  # noqa: ANN001 - a VQTokenizer, possibly wrapped (DDP): it is called, never reached into
     perceptual,  # noqa: ANN001 - a PerceptualNet
     x: torch.Tensor,
     *,
@@ -98,23 +98,24 @@ def tokenizer_objective(
     sem_layers: Sequence[str] = SEM_LAYERS,
     l1_weight: float = 1.0,
     perceptual_weight: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 2 with L^alpha and the entropy term: L1 + L^alpha + L_vq - gamma H(D_bar) (no GAN).
 
-    Returns (total loss, reconstruction, detached parts). Phase 2 (frozen token space) has no VQ or entropy term.
+    Returns (total loss, reconstruction loss L1 + L^alpha with its graph, reconstruction, detached parts). Phase 2
+    (frozen token space) has no VQ or entropy term.
     """
-    z = tokenizer.encode_features(x)
-    q = tokenizer.quantizer(z)
-    x_hat = tokenizer.decode(q.z_q)
+    core = getattr(tokenizer, "module", tokenizer)
+    x_hat, q, z = tokenizer(x, return_features=True)
     l1 = (x_hat - x).abs().mean()
     with torch.no_grad():
         feats = perceptual(x)
     perc = semantic_perceptual_loss(perceptual(x_hat), feats, alpha, low_layers, sem_layers)
-    total = l1_weight * l1 + perceptual_weight * perc + q.loss
+    rec = l1_weight * l1 + perceptual_weight * perc
+    total = rec + q.loss
     parts = {"l1": l1.detach(), "perceptual": perc.detach(), "vq": q.loss.detach()}
-    if gamma > 0 and not tokenizer.quantizer.frozen:
+    if gamma > 0 and not core.quantizer.frozen:
         flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        ent = codebook_entropy_loss(flat, tokenizer.quantizer.codebook.weight, gamma)
+        ent = codebook_entropy_loss(flat, core.quantizer.codebook.weight, gamma)
         total = total + ent
         parts["entropy"] = ent.detach()
-    return total, x_hat, parts
+    return total, rec, x_hat, parts

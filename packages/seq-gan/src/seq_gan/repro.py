@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seq_gan._compat import atomic_path, atomic_write_json
 from seq_gan.config import ReproConfig
 from seq_gan.data.folders import ImageFolderDataset
 from seq_gan.data.synthetic import make_synthetic, read_nuisance
@@ -43,6 +42,7 @@ from seq_gan.maskgit import MaskGIT
 from seq_gan.models.perceptual import SmallPerceptualNet
 from seq_gan.models.vqgan import VQTokenizer
 from visioncore.config import to_dict
+from visioncore.files import atomic_path, atomic_write_json
 
 LOW = ("tap1", "tap2", "tap3", "tap4")
 SEM = ("tap4", "logits")
@@ -77,7 +77,7 @@ def prepare_shared(cfg: ReproConfig, out: Path, log=print) -> dict:  # noqa: ANN
         )
     shared = out / "shared"
     shared.mkdir(parents=True, exist_ok=True)
-    nets = shared / "nets.pt"
+    nets = shared / f"nets_{_shared_hash(cfg)}.pt"
     x_tr, y_tr, bg_tr = _load_split(data, "train", cfg.canvas)
     x_va, y_va, bg_va = _load_split(data, "val", cfg.canvas)
     if nets.is_file():
@@ -106,6 +106,15 @@ def prepare_shared(cfg: ReproConfig, out: Path, log=print) -> dict:  # noqa: ANN
         "gfid_real": feature_fid(f_tr, f_va),
         "_data": (x_tr, y_tr, bg_tr, x_va, y_va, bg_va),
     }
+
+
+def _shared_hash(cfg: ReproConfig) -> str:
+    """Hash of the settings that decide the data and the two fixed networks (their cache key)."""
+    keys = ("data_seed", "canvas", "digit_size", "num_train", "semantic_widths", "semantic_steps", "eval_steps",
+            "classifier_lr")  # fmt: skip
+    return hashlib.sha256(json.dumps({k: getattr(cfg, k) for k in keys}, default=list).encode()).hexdigest()[
+        :12
+    ]
 
 
 def _nets(cfg: ReproConfig, state: dict) -> tuple[SmallPerceptualNet, EvalNet]:
@@ -138,7 +147,7 @@ def train_tokenizer(tok: VQTokenizer, semantic, x: torch.Tensor, *, alpha: float
     opt = torch.optim.Adam(params, lr=lr)
     tok.train()
     for idx in _batches(len(x), batch, steps, seed):
-        loss, _, _ = tokenizer_objective(
+        loss, _, _, _ = tokenizer_objective(
             tok, semantic, x[idx], alpha=alpha, gamma=gamma, low_layers=LOW, sem_layers=SEM
         )
         opt.zero_grad()
@@ -177,7 +186,7 @@ def run_seed(cfg: ReproConfig, out: Path, seed: int) -> dict:
     """Every tokenizer and generator of one seed; returns its metrics (also written to ``out/seeds/``)."""
     torch.set_num_threads(1)
     t_start = time.process_time()
-    state = torch.load(out / "shared" / "nets.pt", weights_only=True)
+    state = torch.load(out / "shared" / f"nets_{_shared_hash(cfg)}.pt", weights_only=True)
     semantic, evalnet = _nets(cfg, state)
     x_tr, y_tr, bg_tr, x_va, y_va, bg_va = (
         *_load_split(out / "data", "train", cfg.canvas),

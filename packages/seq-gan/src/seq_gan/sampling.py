@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seq_gan._compat import atomic_path, atomic_write_json
 from seq_gan.data.folders import ImageFolderDataset, load_image
 from seq_gan.evaluate import code_usage
 from seq_gan.train import META_FILE, load_tokenizer
+from visioncore.files import atomic_path, atomic_write_json
 from visioncore.hub import CheckpointError
 
 
@@ -48,7 +48,8 @@ def _check_pair(meta: dict, tokenizer, model_dir) -> None:  # noqa: ANN001
 
 @torch.no_grad()
 def sample_images(model_dir, tokenizer_dir, out: Path, *, labels=None, num=8, seed=0, steps=None, temperature=None,
-                  device=torch.device("cpu"), dtype=torch.float32) -> dict:  # noqa: ANN001  # fmt: skip
+                  device=None, dtype=torch.float32) -> dict:  # noqa: ANN001  # fmt: skip
+    device = device or torch.device("cpu")
     model, meta = load_transformer(model_dir)
     tokenizer = load_tokenizer(tokenizer_dir)
     _check_pair(meta, tokenizer, model_dir)
@@ -73,8 +74,9 @@ def sample_images(model_dir, tokenizer_dir, out: Path, *, labels=None, num=8, se
 
 
 @torch.no_grad()
-def reconstruct_images(model_dir, images: list[Path], out: Path, *, device=torch.device("cpu"),
+def reconstruct_images(model_dir, images: list[Path], out: Path, *, device=None,
                        dtype=torch.float32) -> dict:  # noqa: ANN001  # fmt: skip
+    device = device or torch.device("cpu")
     tokenizer = load_tokenizer(model_dir).to(device=device, dtype=dtype).eval()
     x = torch.stack([load_image(p, tokenizer.resolution) for p in images]).to(device=device, dtype=dtype)
     rec, q = tokenizer(x)
@@ -88,8 +90,9 @@ def reconstruct_images(model_dir, images: list[Path], out: Path, *, device=torch
 
 @torch.no_grad()
 def visualize_teacher_forced(model_dir, tokenizer_dir, images: list[Path], out: Path, *, label=None,
-                             device=torch.device("cpu"), dtype=torch.float32) -> dict:  # noqa: ANN001  # fmt: skip
+                             device=None, dtype=torch.float32) -> dict:  # noqa: ANN001  # fmt: skip
     """Sec. 3.2: encode (s), one teacher-forced AR pass, top-1 per position (s'), decode both side by side."""
+    device = device or torch.device("cpu")
     model, meta = load_transformer(model_dir)
     if meta["kind"] != "ar":
         raise ValueError(f"{model_dir}: visualize needs an AR transformer, got {meta['kind']}")
@@ -100,20 +103,26 @@ def visualize_teacher_forced(model_dir, tokenizer_dir, images: list[Path], out: 
     s = tokenizer.encode(x).indices
     y = torch.full((len(x),), label, device=device) if label is not None else None
     s_prime = model.teacher_forced_top1(s, y)
-    rows = torch.cat([x, tokenizer.decode_indices(s).clamp(-1, 1), tokenizer.decode_indices(s_prime).clamp(-1, 1)])
+    rows = torch.cat(
+        [x, tokenizer.decode_indices(s).clamp(-1, 1), tokenizer.decode_indices(s_prime).clamp(-1, 1)]
+    )
     out.mkdir(parents=True, exist_ok=True)
     _save_png(out / "teacher_forced.png", rows, nrow=len(images))
-    summary = {"top1_token_agreement": float((s == s_prime).float().mean()), "figure": str(out / "teacher_forced.png")}
+    summary = {
+        "top1_token_agreement": float((s == s_prime).float().mean()),
+        "figure": str(out / "teacher_forced.png"),
+    }
     atomic_write_json(out / "visualize.json", summary)
     return summary
 
 
 @torch.no_grad()
 def evaluate_tokenizer(model_dir, root, split, out: Path, *, labels="auto", inception=None, ref_stats=None,
-                       samples=None, limit=None, device=torch.device("cpu"), dtype=torch.float32,
+                       samples=None, limit=None, device=None, dtype=torch.float32,
                        batch_size: int = 32) -> dict:  # noqa: ANN001  # fmt: skip
     """Usage, perplexity and L1 on a split; rFID (reconstructions vs originals) and gFID / IS of a sample folder
     with a local Inception file, both through the same resize path."""
+    device = device or torch.device("cpu")
     from seq_gan.evaluate import InceptionFeatures, fid_from_stats, inception_stats
     from visioncore.metrics import frechet_distance, inception_score
 
@@ -127,7 +136,9 @@ def evaluate_tokenizer(model_dir, root, split, out: Path, *, labels="auto", ince
     extractor = InceptionFeatures(inception).to(device) if inception else None
     tokens, l1, real_f, rec_f = [], 0.0, [], []
     for i in range(0, n, batch_size):
-        x = torch.stack([dataset[j][0] for j in range(i, min(n, i + batch_size))]).to(device=device, dtype=dtype)
+        x = torch.stack([dataset[j][0] for j in range(i, min(n, i + batch_size))]).to(
+            device=device, dtype=dtype
+        )
         rec, q = tokenizer(x)
         tokens.append(q.indices.cpu())
         l1 += float((rec.float() - x.float()).abs().sum()) / x[0].numel()

@@ -21,14 +21,17 @@ from seq_gan.losses import adaptive_weight, gan_factor, hinge_d_loss, hinge_g_lo
 from seq_gan.models.discriminator import PatchDiscriminator
 from seq_gan.models.perceptual import PerceptualNet, SmallPerceptualNet, VGG16Perceptual
 from seq_gan.models.vqgan import VQTokenizer
-from visioncore.config import save_config, to_dict
+from visioncore.config import to_dict
+from visioncore.files import atomic_write_text
 from visioncore.hub import CheckpointError
 from visioncore.training import (
     CheckpointManager,
     check_finite,
     iterate_steps,
     make_accelerator,
+    save_final,
     seed_everything,
+    should_save,
     warmup_cosine_schedule,
 )
 
@@ -64,7 +67,11 @@ def _loader(cfg: TokenizerConfig) -> DataLoader:
         raise ValueError("data.root: give the dataset root (root/<split>/[<class>/]*.png)")
     dataset = ImageFolderDataset(cfg.data.root, cfg.data.split, cfg.model.resolution, cfg.data.labels)
     return DataLoader(
-        dataset, batch_size=cfg.data.batch_size, shuffle=True, drop_last=True, num_workers=cfg.data.num_workers
+        dataset,
+        batch_size=cfg.data.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=cfg.data.num_workers,
     )
 
 
@@ -82,25 +89,26 @@ def train_tokenizer(
     cpu: bool = False,
     log=print,  # noqa: ANN001
 ) -> Path:
-    """Train phase 1 (from scratch) or phase 2 (from the phase-1 output ``init``); returns ``out/model``."""
+    """Train phase 1 (from scratch, or finetuned from ``init``: LSUN from ImageNet) or phase 2 (from the phase-1
+    output ``init``); returns ``out/model``."""
     if phase not in (1, 2):
         raise ValueError(f"--phase must be 1 or 2, got {phase}")
     out = Path(out)
-    base = None
-    if phase == 2:
-        if init is None:
-            raise ValueError("--phase 2 needs --init DIR (the phase-1 output)")
-        base = load_tokenizer(init)  # checked before anything is written
+    if phase == 2 and init is None:
+        raise ValueError("--phase 2 needs --init DIR (the phase-1 output)")
+    base = load_tokenizer(init) if init is not None else None  # checked before anything is written
+    if base is not None and phase == 2 and base.decoder_kind != "conv":
+        raise ValueError(f"{init}: already a phase-2 tokenizer (enhanced decoder)")
     loader = _loader(cfg)
     seed_everything(cfg.train.seed)
     perceptual = build_perceptual(cfg.perceptual)
     if base is None:
         model = VQTokenizer(**cfg.model.kwargs())
     else:
-        model = base.enhanced(cfg.model.hit_window)
+        model = base.enhanced(cfg.model.hit_window) if phase == 2 else base.train()
     if cfg.perceptual.calibrate:
         perceptual.calibrate(_first_batch(loader.dataset, 256))
-    if phase == 1 and cfg.init_codes_from_data:
+    if phase == 1 and base is None and cfg.init_codes_from_data:
         with torch.no_grad():
             z = model.encode_features(_first_batch(loader.dataset, 256))
             model.quantizer.init_from(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]))
@@ -124,21 +132,24 @@ def train_tokenizer(
     core = acc.unwrap_model(model)
     ckpt = CheckpointManager(acc, out, keep_last=cfg.train.keep_last)
     start = ckpt.resume() if resume else 0
-    if acc.is_main_process:
-        save_config(cfg, out / "config.yaml")
     alpha = cfg.loss.alpha
     gamma = cfg.loss.gamma if phase == 1 else 0.0
     for step, (x, _) in iterate_steps(acc, loader, start_step=start, max_steps=cfg.train.steps):
         train_d, adv = gan_factor(step, cfg.gan.start, cfg.gan.warmup) if disc is not None else (False, 0.0)
-        loss, x_hat, parts = tokenizer_objective(
+        loss, rec, x_hat, parts = tokenizer_objective(
             model, perceptual, x, alpha=alpha, gamma=gamma, low_layers=cfg.perceptual.low_layers,
             sem_layers=cfg.perceptual.sem_layers, l1_weight=cfg.loss.l1_weight,
             perceptual_weight=cfg.loss.perceptual_weight,
         )  # fmt: skip
-        if disc is not None:  # always run D on x_hat (DDP needs the same graph every step); weight 0 before warm-up
+        if (
+            disc is not None
+        ):  # always run D on x_hat (DDP needs the same graph every step); weight 0 before warm-up
             g_loss = hinge_g_loss(disc(x_hat))
-            rec = cfg.loss.l1_weight * parts["l1_graph"] + cfg.loss.perceptual_weight * parts["perceptual_graph"]
-            d_weight = adaptive_weight(rec, g_loss, core.last_layer, cfg.gan.max_adaptive_weight) if adv else rec.new_zeros(())
+            d_weight = (
+                adaptive_weight(rec, g_loss, core.last_layer, cfg.gan.max_adaptive_weight)
+                if adv
+                else rec.new_zeros(())
+            )
             loss = loss + cfg.gan.weight * adv * d_weight * g_loss
             parts["g_loss"], parts["d_weight"] = g_loss.detach(), d_weight
         opt_g.zero_grad()
@@ -154,24 +165,26 @@ def train_tokenizer(
             parts["d_loss"] = d_loss.detach()
         done = step + 1
         if done % cfg.train.log_every == 0 or done == cfg.train.steps:
-            check_finite(loss, step)
-            logs = {k: float(v) for k, v in parts.items() if not k.endswith("_graph")}
+            check_finite(parts | {"loss": loss}, step, accelerator=acc, checkpoint=ckpt.latest())
+            logs = {k: float(v) for k, v in parts.items()}
             logs |= _usage_logs(core, acc) | {"loss": float(loss), "lr": sched.get_last_lr()[0]}
             acc.log(logs, step=done)
             if acc.is_main_process:
                 log(f"step {done}: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
-        if done % cfg.train.save_every == 0 or done == cfg.train.steps:
+        if should_save(done, cfg.train.save_every, cfg.train.steps):
             ckpt.save(done)
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        core.save_pretrained(out / "model")
+    model_dir = save_final(acc, out, model=model, config=cfg, checkpoints=ckpt, step=cfg.train.steps)
     acc.end_training()
-    return out / "model"
+    return model_dir
 
 
 def _usage_logs(core: VQTokenizer, acc) -> dict[str, float]:  # noqa: ANN001
     """Codebook usage and perplexity since the last log (all processes), then reset the counter."""
-    counts = acc.reduce(core.quantizer.usage.clone(), reduction="sum") if acc.num_processes > 1 else core.quantizer.usage
+    counts = (
+        acc.reduce(core.quantizer.usage.clone(), reduction="sum")
+        if acc.num_processes > 1
+        else core.quantizer.usage
+    )
     core.quantizer.usage.zero_()
     total = counts.sum()
     if total == 0:
@@ -214,7 +227,9 @@ def train_transformer(
         if (labels < 0).any():
             raise ValueError(f"{tokens_path}: unlabelled tokens; set class_conditional=false")
         if int(labels.max()) >= cfg.model.num_classes:
-            raise ValueError(f"{tokens_path}: label {int(labels.max())} >= model.num_classes {cfg.model.num_classes}")
+            raise ValueError(
+                f"{tokens_path}: label {int(labels.max())} >= model.num_classes {cfg.model.num_classes}"
+            )
     else:
         labels.fill_(cfg.model.num_classes)  # the null class
     seed_everything(cfg.train.seed)
@@ -229,29 +244,29 @@ def train_transformer(
     model, opt, sched, loader = acc.prepare(model, opt, sched, loader)
     ckpt = CheckpointManager(acc, out, keep_last=cfg.train.keep_last)
     start = ckpt.resume() if resume else 0
-    if acc.is_main_process:
-        save_config(cfg, out / "config.yaml")
     for step, (tokens, y) in iterate_steps(acc, loader, start_step=start, max_steps=cfg.train.steps):
-        loss = acc.unwrap_model(model).loss(tokens, y) if acc.num_processes == 1 else _ddp_loss(model, tokens, y)
+        loss = (
+            acc.unwrap_model(model).loss(tokens, y) if acc.num_processes == 1 else _ddp_loss(model, tokens, y)
+        )
         opt.zero_grad()
         acc.backward(loss)
         opt.step()
         sched.step()
         done = step + 1
         if done % cfg.train.log_every == 0 or done == cfg.train.steps:
-            check_finite(loss, step)
+            check_finite(loss, step, accelerator=acc, checkpoint=ckpt.latest())
             acc.log({"loss": float(loss), "lr": sched.get_last_lr()[0]}, step=done)
             if acc.is_main_process:
                 log(f"step {done}: loss {float(loss):.4f}")
-        if done % cfg.train.save_every == 0 or done == cfg.train.steps:
+        if should_save(done, cfg.train.save_every, cfg.train.steps):
             ckpt.save(done)
-    acc.wait_for_everyone()
+    model_dir = save_final(acc, out, model=model, config=cfg, checkpoints=ckpt, step=cfg.train.steps)
     if acc.is_main_process:
-        acc.unwrap_model(model).save_pretrained(out / "model")
         meta = {"kind": cfg.kind, "tokenizer_hash": cache.tokenizer_hash, "sampler": to_dict(cfg.sampler)}
-        (out / "model" / META_FILE).write_text(json.dumps(meta, indent=2))
+        atomic_write_text(model_dir / META_FILE, json.dumps(meta, indent=2))
+    acc.wait_for_everyone()
     acc.end_training()
-    return out / "model"
+    return model_dir
 
 
 def _ddp_loss(model, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # noqa: ANN001

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from seq_gan._compat import atomic_path
+from visioncore.files import atomic_path
 
 
 def _colour(rng: np.random.Generator) -> np.ndarray:

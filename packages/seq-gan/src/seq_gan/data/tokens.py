@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
-from seq_gan._compat import atomic_path
+from visioncore.files import atomic_path
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visioncore.hub import CheckpointError
+from visioncore.hub import CheckpointError, PretrainedMixin
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -114,12 +114,15 @@ def load_vgg16_state(net: nn.Module, path: str | os.PathLike) -> None:
         )
 
 
-class SmallPerceptualNet(PerceptualNet):
-    """A 4-stage CNN (widths e.g. 16-32-64-64, ReLU taps ``tap1``..``tap4``) with a linear classifier on tap4."""
+class SmallPerceptualNet(PerceptualNet, PretrainedMixin):
+    """A 4-stage CNN (widths e.g. 16-32-64-64, ReLU taps ``tap1``..``tap4``) with a linear classifier on tap4.
+
+    Saved with ``save_pretrained`` (its calibrated tap scales included) and loaded with ``from_pretrained``.
+    """
 
     tap_names = ("tap1", "tap2", "tap3", "tap4")
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 64), num_classes: int = 10):
+    def __init__(self, widths: list[int] | tuple[int, ...] = (16, 32, 64, 64), num_classes: int = 10):
         super().__init__()
         if len(widths) != 4:
             raise ValueError(f"SmallPerceptualNet needs 4 widths, got {widths}")

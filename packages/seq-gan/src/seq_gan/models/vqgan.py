@@ -279,9 +279,12 @@ class VQTokenizer(nn.Module, PretrainedMixin):
         """Token grids [B, h, w] -> images [B, 3, H, W] (unclamped, nominally [-1, 1])."""
         return self.decode(self.quantizer.lookup(indices.long()))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizeOutput]:
-        q = self.encode(x)
-        return self.decode(q.z_q), q
+    def forward(self, x: torch.Tensor, return_features: bool = False):  # noqa: ANN201
+        """x -> (reconstruction, QuantizeOutput), plus the pre-quantisation features with ``return_features``."""
+        z = self.encode_features(x)
+        q = self.quantizer(z)
+        x_hat = self.decode(q.z_q)
+        return (x_hat, q, z) if return_features else (x_hat, q)
 
     @property
     def last_layer(self) -> torch.Tensor:
