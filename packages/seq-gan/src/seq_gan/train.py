@@ -167,7 +167,7 @@ def train_tokenizer(
         if done % cfg.train.log_every == 0 or done == cfg.train.steps:
             check_finite(parts | {"loss": loss}, step, accelerator=acc, checkpoint=ckpt.latest())
             logs = {k: float(v) for k, v in parts.items()}
-            logs |= _usage_logs(core, acc) | {"loss": float(loss), "lr": sched.get_last_lr()[0]}
+            logs |= _usage_logs(core, acc) | {"loss": float(loss.detach()), "lr": sched.get_last_lr()[0]}
             acc.log(logs, step=done)
             if acc.is_main_process:
                 log(f"step {done}: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
@@ -180,11 +180,9 @@ def train_tokenizer(
 
 def _usage_logs(core: VQTokenizer, acc) -> dict[str, float]:  # noqa: ANN001
     """Codebook usage and perplexity since the last log (all processes), then reset the counter."""
-    counts = (
-        acc.reduce(core.quantizer.usage.clone(), reduction="sum")
-        if acc.num_processes > 1
-        else core.quantizer.usage
-    )
+    counts = core.quantizer.usage.clone()
+    if acc.num_processes > 1:
+        counts = acc.reduce(counts, reduction="sum")
     core.quantizer.usage.zero_()
     total = counts.sum()
     if total == 0:
@@ -255,9 +253,9 @@ def train_transformer(
         done = step + 1
         if done % cfg.train.log_every == 0 or done == cfg.train.steps:
             check_finite(loss, step, accelerator=acc, checkpoint=ckpt.latest())
-            acc.log({"loss": float(loss), "lr": sched.get_last_lr()[0]}, step=done)
+            acc.log({"loss": float(loss.detach()), "lr": sched.get_last_lr()[0]}, step=done)
             if acc.is_main_process:
-                log(f"step {done}: loss {float(loss):.4f}")
+                log(f"step {done}: loss {float(loss.detach()):.4f}")
         if should_save(done, cfg.train.save_every, cfg.train.steps):
             ckpt.save(done)
     model_dir = save_final(acc, out, model=model, config=cfg, checkpoints=ckpt, step=cfg.train.steps)
