@@ -1,5 +1,4 @@
 import pytest
-
 from seq_gan.data.synthetic import make_synthetic
 
 

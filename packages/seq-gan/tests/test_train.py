@@ -2,11 +2,11 @@ import json
 
 import torch
 from safetensors.torch import load_file
-
 from seq_gan.config import TokenizerConfig, TransformerConfig, load
 from seq_gan.data import ImageFolderDataset, TokenCache, save_tokens
 from seq_gan.models import VQTokenizer
 from seq_gan.train import train_tokenizer, train_transformer
+
 from visioncore.training import run_distributed
 
 
@@ -29,7 +29,10 @@ def test_phase1_exact_resume_and_phase2_keeps_tokens(digits_root, tmp_path):
     ckpt = sorted((part / "checkpoints").iterdir())[-1]
     assert ckpt.name == "step_000006" and len(list(ckpt.glob("optimizer*"))) == 2
     assert len(list(ckpt.glob("model*.safetensors"))) == 2
-    logs = [json.loads(line) for line in (part / "logs" / "tokenizer_phase1" / "metrics.jsonl").read_text().splitlines()]
+    logs = [
+        json.loads(line)
+        for line in (part / "logs" / "tokenizer_phase1" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert {"usage", "perplexity", "d_weight", "d_loss"} <= set(logs[-1])
 
     p1 = VQTokenizer.from_pretrained(full)
@@ -58,7 +61,9 @@ def test_transformer_exact_resume(tmp_path):
     tokens = _tokens(tmp_path, tok)
     for kind in ("maskgit", "ar"):
         cfg = load(TransformerConfig, f"{kind}-tiny", ["model.dropout=0.1"])
-        full = train_transformer(cfg, tokens, tmp_path / "tok", tmp_path / f"{kind}_full", log=lambda *_: None)
+        full = train_transformer(
+            cfg, tokens, tmp_path / "tok", tmp_path / f"{kind}_full", log=lambda *_: None
+        )
         short = load(TransformerConfig, f"{kind}-tiny", ["model.dropout=0.1", "train.steps=3"])
         train_transformer(short, tokens, tmp_path / "tok", tmp_path / f"{kind}_part", log=lambda *_: None)
         resumed = train_transformer(cfg, tokens, tmp_path / "tok", tmp_path / f"{kind}_part", resume=True,
