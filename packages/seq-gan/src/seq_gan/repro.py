@@ -186,6 +186,13 @@ def run_seed(cfg: ReproConfig, out: Path, seed: int) -> dict:
     """Every tokenizer and generator of one seed; returns its metrics (also written to ``out/seeds/``)."""
     torch.set_num_threads(1)
     t_start = time.process_time()
+    progress = out / "seeds" / f"seed_{seed}.log"
+    progress.parent.mkdir(parents=True, exist_ok=True)
+
+    def note(stage: str) -> None:  # progress of a long run, readable while it runs
+        with progress.open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {stage} done, {time.process_time() - t_start:.0f} CPU-s\n")
+
     state = torch.load(out / "shared" / f"nets_{_shared_hash(cfg)}.pt", weights_only=True)
     semantic, evalnet = _nets(cfg, state)
     x_tr, y_tr, bg_tr, x_va, y_va, bg_va = (
@@ -208,10 +215,12 @@ def run_seed(cfg: ReproConfig, out: Path, seed: int) -> dict:
         tok.load_state_dict(init_state)
         toks[name] = train_tokenizer(tok, semantic, x_tr, alpha=alpha, gamma=gamma, steps=cfg.tokenizer_steps,
                                      lr=cfg.tokenizer_lr, batch=cfg.batch_size, seed=seed)  # fmt: skip
+        note(f"tokenizer {name}")
     p2 = toks["alpha1"].enhanced()
     toks["alpha1_p2"] = train_tokenizer(p2, semantic, x_tr, alpha=0.0, gamma=0.0, steps=cfg.phase2_steps,
                                         lr=cfg.phase2_lr, batch=cfg.batch_size, seed=seed + 1)  # fmt: skip
     t_tok = time.process_time() - t_start
+    note("phase 2")
 
     m: dict[str, float] = {}
     K = cfg.tokenizer.num_codes
@@ -256,6 +265,7 @@ def run_seed(cfg: ReproConfig, out: Path, seed: int) -> dict:
         sampled[n] = model.sample(labels, steps=cfg.sampler.steps, temperature=cfg.sampler.temperature,
                                   confidence_noise=cfg.sampler.confidence_noise,
                                   generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        note(f"maskgit {n}")
     samples = {}
     for n in GENERATORS:
         samples[n] = _decode(toks[n], sampled["alpha1" if n == "alpha1_p2" else n])
