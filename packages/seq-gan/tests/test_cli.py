@@ -110,3 +110,28 @@ def test_bad_inputs_are_one_line_errors(digits_root, tokenizer_dir, tmp_path, ca
     msg = _error(capsys, "train-tokenizer", "--out", tmp_path / "v", "--set", f"data.root={digits_root}",
                  "--set", "perceptual.kind=vgg16", "--set", f"perceptual.weights={tmp_path / 'vgg_features.pth'}")  # fmt: skip
     assert "vgg_features.pth" in msg and "classifier" in msg and not (tmp_path / "v").exists()
+
+
+def test_evaluate_with_a_local_inception_file(digits_root, tokenizer_dir, tmp_path, capsys):
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    torch.save(
+        inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), tmp_path / "inc.pth"
+    )
+    code, _, err = _run(capsys, "evaluate", "--model", tokenizer_dir, "--root", digits_root, "--inception",
+                        tmp_path / "inc.pth", "--limit", "4", "--out", tmp_path / "ev")  # fmt: skip
+    assert code == 0, err
+    first = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert first["rfid"] > 0 and (tmp_path / "ev" / "ref_stats.npz").is_file()
+    # the real images as "samples" against their own statistics: gFID ~ 0 (same resize path on both sides)
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for p in sorted((digits_root / "val").rglob("*.png"))[:4]:
+        (samples / p.name).write_bytes(p.read_bytes())
+    code, _, err = _run(capsys, "evaluate", "--model", tokenizer_dir, "--root", digits_root, "--inception",
+                        tmp_path / "inc.pth", "--limit", "4", "--samples", samples, "--ref-stats",
+                        tmp_path / "ev" / "ref_stats.npz", "--out", tmp_path / "ev2")  # fmt: skip
+    assert code == 0, err
+    second = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
+    assert abs(second["gfid"]) < 1e-3 * max(1.0, first["rfid"]) and second["is"] >= 1.0

@@ -251,6 +251,9 @@ def run_seed(cfg: ReproConfig, out: Path, seed: int) -> dict:
             m[f"rec_class_acc_{n}"] = float((evalnet(rec_va).argmax(1) == y_va).float().mean())
         m[f"rfid_{n}"] = feature_fid(batched(evalnet.features, rec_va), f_va)
 
+    # the tokenizer metrics are final here: keep them readable while the generators train
+    atomic_write_json(out / "seeds" / f"seed_{seed}_tokenizers.json", m)
+    note("tokenizer metrics")
     labels = torch.arange(10).repeat_interleave(cfg.samples_per_class)
     sampled: dict[str, torch.Tensor] = {}
     jobs = [(n, tokens_tr[n], y_tr) for n in TOKENIZERS] + [

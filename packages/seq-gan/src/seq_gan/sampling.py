@@ -121,7 +121,8 @@ def evaluate_tokenizer(model_dir, root, split, out: Path, *, labels="auto", ince
                        samples=None, limit=None, device=None, dtype=torch.float32,
                        batch_size: int = 32) -> dict:  # noqa: ANN001  # fmt: skip
     """Usage, perplexity and L1 on a split; rFID (reconstructions vs originals) and gFID / IS of a sample folder
-    with a local Inception file, both through the same resize path."""
+    with a local Inception file, both through the same resize path. Writes the split's Inception statistics to
+    ``out/ref_stats.npz`` (``mu``, ``sigma``) for later ``--ref-stats``."""
     device = device or torch.device("cpu")
     from seq_gan.evaluate import InceptionFeatures, fid_from_stats, inception_stats
     from visioncore.metrics import frechet_distance, inception_score
@@ -148,7 +149,11 @@ def evaluate_tokenizer(model_dir, root, split, out: Path, *, labels="auto", ince
     usage, perplexity = code_usage(torch.cat(tokens), tokenizer.num_codes)
     metrics = {"images": n, "usage": usage, "perplexity": perplexity, "l1": l1 / n}
     if extractor is not None:
-        metrics["rfid"] = frechet_distance(np.concatenate(real_f), np.concatenate(rec_f))
+        real = np.concatenate(real_f)
+        metrics["rfid"] = frechet_distance(real, np.concatenate(rec_f))
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "ref_stats.npz") as tmp, tmp.open("wb") as f:  # reusable as --ref-stats
+            np.savez(f, mu=real.mean(0), sigma=np.cov(real, rowvar=False))
     if samples is not None:
         files = sorted(p for p in Path(samples).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not files:
