@@ -51,7 +51,9 @@ GENERATORS = ("alpha0", "alpha1", "alpha1_p2", "gamma0")
 
 
 def _config_hash(cfg: ReproConfig) -> str:
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    """Hash of the settings one seed's results depend on (not the seed list or the worker count)."""
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("seeds", "workers")}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------ shared parts
