@@ -43,8 +43,10 @@ demo: setup
 	@status=0; rm -rf runs/demo; \
 	$(RUN) visioncore demo --out runs/demo/visioncore || status=1; \
 	for pkg in $(PACKAGES); do \
-		echo "== $$pkg demo"; $(RUN) $$pkg demo --out runs/demo/$$pkg || status=1; \
+		echo "== $$pkg demo"; start=$$(date +%s); $(RUN) $$pkg demo --out runs/demo/$$pkg || status=1; \
+		echo "$$pkg $$(( $$(date +%s) - start ))" >> runs/demo/wall_seconds.txt; \
 	done; \
+	echo "== demo wall time per package (s, imports included)"; cat runs/demo/wall_seconds.txt; \
 	$(RUN) visioncore summarize runs/demo; exit $$status
 
 # Every package's bench JSON, then each CLI's `--help` time over `python -c "import torch"` (measured in one run).

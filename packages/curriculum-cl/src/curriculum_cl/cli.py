@@ -7,7 +7,6 @@ import argparse
 import json
 from pathlib import Path
 
-from curriculum_cl.data.datasets import DATASETS
 from visioncore.config import add_config_args, config_from_args
 from visioncore.console import run_command
 from visioncore.devices import add_device_args
@@ -187,7 +186,7 @@ def cmd_bench(args) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=DATASETS, help="overrides data.dataset")
+    p.add_argument("--dataset", help="overrides data.dataset (an unknown name is refused by the config)")
     p.add_argument("--root", help="local dataset folder (data.root; refused for the bundled digits)")
     p.add_argument("--classes", help="e.g. 0-4 or 0,1,2,3,4")
     p.add_argument("--setting", choices=["single", "pairs", "nod"])

@@ -6,18 +6,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from cyclic_walks.config import Config, get_config
 from visioncore.config import add_config_args, config_from_args
 from visioncore.console import run_command
 from visioncore.devices import add_device_args, resolve_device, resolve_dtype
 from visioncore.files import atomic_path, atomic_write_json
 
+if (
+    TYPE_CHECKING
+):  # torch and the config (which imports the models) load inside the verbs: `--help` stays fast
+    import torch
+
+    from cyclic_walks.config import Config
+
 
 def _config(args: argparse.Namespace, extra: list[str] | tuple[str, ...] = ()) -> Config:
+    from cyclic_walks.config import Config
+
     args.overrides = [*args.overrides, *extra]
     return config_from_args(Config, args, package="cyclic_walks")
 
@@ -51,6 +57,8 @@ def load_checkpoint_model(folder: Path):
     key = "encoder.slot_attention.slots_mu"
     if key not in state:
         raise ValueError(f"{folder / 'model.safetensors'}: not a cyclic-walks checkpoint (no {key})")
+    from cyclic_walks.config import get_config
+
     model = build_model(get_config(str(run_config)), feature_dim=state[key].shape[-1])
     try:
         model.load_state_dict(state)
@@ -132,10 +140,14 @@ def visualize(
     num_images: int = 6,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Per image one row: the image, the slot-mask overlay, then each slot's upsampled A_fs map."""
+    import numpy as np
+    import torch
     import torch.nn.functional as F
+
+    dtype = torch.float32 if dtype is None else dtype
 
     from cyclic_walks.evaluate import iterate_predictions
     from visioncore.viz import overlay_segmentation, save_image_grid
