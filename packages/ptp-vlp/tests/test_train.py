@@ -77,7 +77,7 @@ def _two_ranks(out: str, data: str) -> None:
 
 def test_two_processes_share_one_queue(data, tmp_path):
     run_distributed(_two_ranks, str(tmp_path), str(data), num_processes=2)
-    r0, r1 = (torch.load(tmp_path / f"rank{i}.pt") for i in (0, 1))
+    r0, r1 = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     torch.testing.assert_close(r0["queue"], r1["queue"])
     torch.testing.assert_close(r0["queue"][:, :4].T, r0["feats"])  # rank 0's momentum features first
     torch.testing.assert_close(r0["queue"][:, 4:8].T, r1["feats"])  # then rank 1's
