@@ -43,4 +43,14 @@ def test_repro_at_toy_size_writes_the_issue_keys(tmp_path, capsys):
     )
     design = json.loads((tmp_path / "structured" / "designer.json").read_text())
     assert len(design["scores"]) == 120 and len(design["true_similarity"]) == 5
+    # per-seed values average to the seed means (equal runs per seed)
+    per_seed = report["per_seed"]
+    assert set(per_seed) == {"0", "1"}
+    for key in ("beta_naive", "alpha_naive"):
+        assert abs(sum(p[key] for p in per_seed.values()) / 2 - metrics[key]) < 1e-9
+    best = min(b for c in curve.values() for b in c.values())
+    assert min(p["ewc_penalty_curve_min"] for p in per_seed.values()) <= best + 1e-9
+    structured_seeds = report["structured_per_seed"]["replay"]
+    assert set(structured_seeds) == {"0", "1"}
+    assert all(-1 <= p["spearman_designer_vs_f"] <= 1 for p in structured_seeds.values())
     assert "ewc_penalty_curve" in capsys.readouterr().out

@@ -55,6 +55,28 @@ def structured_effect(sweep_dir: Path, null_shuffles: int, seed: int = 0) -> dic
     return out
 
 
+def structured_per_seed(sweep_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Per strategy and seed: the designer-F Spearman and the top-3 gain on that seed's F alone.
+
+    The ANOVA has no per-seed value (its replicates are the seeds); the gain is in units of the same across-seed std.
+    """
+    rows = read_results(sweep_dir / "results.csv")
+    scores = np.array(json.loads((sweep_dir / "designer.json").read_text())["scores"])
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for alg, v in per_algorithm(rows, len(scores)).items():
+        seed_std = analysis.seed_std(v["f_run"], v["cids"])
+        seeds = np.array([r["seed"] for r in rows if r["algorithm"] == alg])
+        out[alg] = {}
+        for s in np.unique(seeds):
+            cids, f = v["cids"][seeds == s], v["f_run"][seeds == s]
+            top3 = np.argsort(-scores[cids], kind="stable")[:3]
+            out[alg][str(s)] = {
+                "spearman_designer_vs_f": analysis.spearman(scores[cids], f),
+                "top3_gain_in_seed_std": float((f[top3].mean() - f.mean()) / seed_std),
+            }
+    return out
+
+
 def structured_gate(m: dict) -> bool:
     """For one strategy: ANOVA p < 0.01, Spearman above its null's 95th percentile and a top-3 gain >= 1 seed std."""
     return any(
@@ -115,19 +137,20 @@ def run_repro(
         for s in range(cfg.sweep.seeds)
     ]
     forgetting = lambda acc: float(np.mean(acc[:, 0, 0] - acc[:, -1, 0]))  # noqa: E731
+    seed_of_run = np.array([r.seed for r in runs])
+    ewc_runs = {
+        (mode, lam): run_heads(
+            prepared.features,
+            runs,
+            "ewc",
+            dataclasses.replace(cfg.learner, ewc_lambda=lam, ewc_fisher=mode),
+            base_seed=cfg.sweep.base_seed,
+        ).acc
+        for mode in FISHER_MODES
+        for lam in cfg.repro.ewc_curve_lambdas
+    }
     ewc_curve = {
-        mode: {
-            f"{lam:g}": forgetting(
-                run_heads(
-                    prepared.features,
-                    runs,
-                    "ewc",
-                    dataclasses.replace(cfg.learner, ewc_lambda=lam, ewc_fisher=mode),
-                    base_seed=cfg.sweep.base_seed,
-                ).acc
-            )
-            for lam in cfg.repro.ewc_curve_lambdas
-        }
+        mode: {f"{lam:g}": forgetting(ewc_runs[mode, lam]) for lam in cfg.repro.ewc_curve_lambdas}
         for mode in FISHER_MODES
     }
     naive_drift = run_heads(
@@ -142,6 +165,7 @@ def run_repro(
         record_drift=True,
     )
     naive = algs["naive"]
+    naive_seeds = np.array([r["seed"] for r in rows if r["algorithm"] == "naive"])
     null_p = analysis.null_anova_pvalues(
         naive["f_run"], naive["cids"], cfg.repro.null_shuffles, seed=cfg.sweep.base_seed
     )
@@ -170,6 +194,22 @@ def run_repro(
         "seconds_total": time.perf_counter() - start,
     }
     atomic_write_json(out / "metrics.json", metrics, indent=1)
+    per_seed = {
+        str(s): {
+            "beta_naive": float(np.mean(naive["beta"][naive_seeds == s])),
+            "alpha_naive": float(np.mean(naive["alpha"][naive_seeds == s])),
+            "ewc_penalty_curve_min": min(forgetting(acc[seed_of_run == s]) for acc in ewc_runs.values()),
+            "lwf_drift_ratio": float(
+                np.nanmean(lwf_stress.drift[seed_of_run == s])
+                / np.nanmean(naive_drift.drift[seed_of_run == s])
+            ),
+            "lwf_drift_ratio_centered": float(
+                np.nanmean(lwf_stress.drift_centered[seed_of_run == s])
+                / np.nanmean(naive_drift.drift_centered[seed_of_run == s])
+            ),
+        }
+        for s in range(cfg.sweep.seeds)
+    }
     report = {
         "teacher_test_accuracy": teacher_acc,
         "runs": len(rows),
@@ -180,6 +220,8 @@ def run_repro(
             "beta_lwf": per_alg["lwf"]["beta_mean"] if "lwf" in per_alg else None,
             "null_p_mean": float(np.mean(null_p)),
         },
+        "per_seed": per_seed,
+        "structured_per_seed": structured_per_seed(structured_dir),
     }
     atomic_write_json(out / "repro_report.json", report, indent=1)
     print(format_table(metrics, report))
