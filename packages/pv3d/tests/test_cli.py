@@ -117,10 +117,15 @@ def test_make_synthetic_train_generate(tmp_path, capsys):
     )
     assert (vids / "video_0000.mp4").is_file()
     ev = tmp_path / "eval"
+    from pv3d.models.arcface import ArcFaceIRSE50
+
+    torch.save(ArcFaceIRSE50().state_dict(), tmp_path / "model_ir_se50.pth")
     assert (
         main(
             [
                 "evaluate",
+                "--id-weights",
+                str(tmp_path / "model_ir_se50.pth"),
                 "--config",
                 "tiny",
                 "--weights",
@@ -141,6 +146,7 @@ def test_make_synthetic_train_generate(tmp_path, capsys):
     )
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["clips"] == 3 and metrics["fvd"] > 0 and 0 < metrics["tc_pv3d"] < metrics["tc_per_frame"]
+    assert metrics["fvd_network"] == "seeded_standin" and 0 < metrics["id"] <= 1
     capsys.readouterr()
 
 

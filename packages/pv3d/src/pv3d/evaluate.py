@@ -1,36 +1,49 @@
-"""PV3D metrics (Sec. 4.1): FVD, temporal consistency, multi-view warping error, Chamfer distance, view change.
+"""PV3D metrics (Sec. 4.1): FVD, multi-view identity (ID), temporal consistency, multi-view warping error, Chamfer
+distance, view change.
 
-FVD needs an I3D; the official one (VideoGPT's Kinetics-400 I3D) is not bundled. ``ClipFeatureNet`` is a small 3-D
-conv net with I3D's interface (clips [N, 3, T, H, W] in [-1, 1] -> 400 logits averaged over time), randomly
-initialised from a fixed seed, or loaded from ``--weights`` (a safetensors file of the same architecture).
+FVD: Frechet distance of I3D features, the 400 Kinetics logits averaged over time (``pv3d.models.i3d``, weights from
+a local ``i3d_pretrained_400.pt`` or safetensors). ``ClipFeatureNet`` is a small seeded stand-in with I3D's
+interface for toy-scale runs (the acceptance experiment). ID: mean ArcFace IR-SE50 cosine similarity between views of
+one generated identity (``pv3d.models.arcface``, ``model_ir_se50.pth``).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pv3d.cameras import split_camera
+from pv3d.cameras import canonical_camera, pose_vector, split_camera
 from pv3d.models.rendering import ray_bundle
 
 __all__ = [
+    "ID_PAIRS",
     "ClipFeatureNet",
     "chamfer",
     "clip_features",
     "fvd",
+    "identity_similarity",
+    "load_arcface",
+    "load_feature_net",
     "motion_energy",
+    "multiview_identity",
     "temporal_consistency",
     "view_change",
     "warp_error",
     "warp_into",
 ]
 
+# ID renders per identity: (t_a, frontal), (t_b, side), (t_a, side), (t_b, frontal); the pairs PV3D averages over.
+ID_PAIRS = ((0, 2), (3, 1), (0, 1), (3, 2), (0, 3), (2, 1))
+ID_YAW = math.radians(30)
+
 
 class ClipFeatureNet(nn.Module):
-    """I3D-interface stand-in: 3-D convs -> per-time logits (400) averaged over time."""
+    """I3D-interface stand-in (toy scale; the acceptance experiment's FVD network): 3-D convs -> per-time logits (400)
+    averaged over time, random init from a fixed seed."""
 
     def __init__(self, width: int = 32, num_logits: int = 400, seed: int = 0):
         super().__init__()
@@ -52,34 +65,105 @@ class ClipFeatureNet(nn.Module):
         x = self.net(clips).mean(dim=(3, 4))  # [N, C, T']
         return self.head(x.transpose(1, 2)).mean(dim=1)
 
+    def features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Features [N, 400] of clips [N, T, 3, H, W] in [-1, 1] at their own size."""
+        return self(clips.transpose(1, 2).float())
 
-def load_feature_net(weights: str | Path | None) -> ClipFeatureNet:
-    """The seeded stand-in, or weights of the same architecture from a local safetensors file."""
-    net = ClipFeatureNet()
-    if weights is not None:
-        from safetensors.torch import load_file
 
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"feature-network weights not found: {path}")
-        from visioncore.hub import _load_checked
+def load_feature_net(weights: str | Path | None = None) -> nn.Module:
+    """The FVD network: InceptionI3d-400 loaded strictly from a local state dict (``i3d_pretrained_400.pt``, read with
+    ``torch.load(weights_only=True)``, or safetensors), or the seeded stand-in when ``weights`` is None."""
+    if weights is None:
+        return ClipFeatureNet().eval()
+    from pv3d.models.i3d import InceptionI3d
 
-        _load_checked(net, load_file(path), source=path, strict=True)
+    return _load_strict(InceptionI3d(), weights)
+
+
+def load_arcface(weights: str | Path) -> nn.Module:
+    """ArcFace IR-SE50 loaded strictly from a local ``model_ir_se50.pth`` (weights-only) or safetensors file."""
+    from pv3d.models.arcface import ArcFaceIRSE50
+
+    return _load_strict(ArcFaceIRSE50(), weights)
+
+
+def _load_strict(net: nn.Module, weights: str | Path) -> nn.Module:
+    """Every key and shape must match; otherwise ``CheckpointError`` (a ValueError) naming the file and the keys.
+
+    Reads safetensors, or anything else with ``torch.load(weights_only=True)`` (a plain state dict, possibly under
+    ``state_dict``, keys possibly prefixed ``module.`` by DataParallel)."""
+    from visioncore.hub import CheckpointError, _load_checked
+
+    path = Path(weights)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # zip, pickle, weights_only and safetensors errors all mean "not usable"
+        raise CheckpointError(f"{path}: cannot read weights (weights_only=True): {err}") from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    _load_checked(net, state, source=path, strict=True)
     return net.eval()
+
+
+def _device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
 
 
 @torch.no_grad()
 def clip_features(net: nn.Module, clips: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    """Features [N, D] of clips [N, T, 3, H, W] in [-1, 1]."""
-    out = [net(clips[i : i + batch].transpose(1, 2).float()) for i in range(0, len(clips), batch)]
+    """Features [N, D] (float64, CPU) of clips [N, T, 3, H, W] in [-1, 1], through ``net.features`` on its device."""
+    device = _device_of(net)
+    out = [net.features(clips[i : i + batch].to(device)).cpu() for i in range(0, len(clips), batch)]
     return torch.cat(out).double()
 
 
-def fvd(net: nn.Module, clips_a: torch.Tensor, clips_b: torch.Tensor) -> float:
+def fvd(net: nn.Module, clips_a: torch.Tensor, clips_b: torch.Tensor, batch: int = 32) -> float:
     """Frechet distance between the feature Gaussians of two clip sets [N, T, 3, H, W]."""
     from visioncore.metrics import frechet_distance
 
-    return float(frechet_distance(clip_features(net, clips_a).numpy(), clip_features(net, clips_b).numpy()))
+    feats_a, feats_b = clip_features(net, clips_a, batch), clip_features(net, clips_b, batch)
+    return float(frechet_distance(feats_a.numpy(), feats_b.numpy()))
+
+
+def identity_similarity(embeddings: torch.Tensor, pairs: tuple[tuple[int, int], ...] = ID_PAIRS) -> float:
+    """Mean cosine similarity over ``pairs`` of views of each identity; embeddings [N, V, D] (any norm)."""
+    e = F.normalize(embeddings.double(), dim=-1)
+    i, j = (torch.tensor(k) for k in zip(*pairs))
+    return float((e[:, i] * e[:, j]).sum(dim=-1).mean())
+
+
+@torch.no_grad()
+def multiview_identity(
+    g, arcface: nn.Module, n: int, seed: int, yaw: float = ID_YAW, batch: int = 8, frames: int = 16
+) -> float:
+    """PV3D/EG3D multi-view identity: per identity (w from the canonical camera, noise const), two random times of
+    the ``frames``-step grid t_a, t_b rendered as (t_a, frontal), (t_b, side), (t_a, side), (t_b, frontal), side =
+    ``yaw`` (30 deg); the mean ArcFace cosine over ``ID_PAIRS``. The generator runs on the CPU, ArcFace on its device."""
+    gen = torch.Generator().manual_seed(40_000 + seed)
+    frontal, side = canonical_camera(1), pose_vector(yaw, -0.05)
+    device, embeddings = _device_of(arcface), []
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        z = torch.randn(b, g.config.z_dim, generator=gen)
+        zm = torch.randn(b, g.config.z_motion_dim, generator=gen)
+        t_a, t_b = (torch.randint(frames, (b, 1), generator=gen) / (frames - 1) for _ in range(2))
+        ws = g.map(z, frontal.expand(b, 25))
+        planes_a, planes_b = (g.synthesize(ws, zm * t, noise_mode="const") for t in (t_a, t_b))
+        views = [(planes_a, frontal), (planes_b, side), (planes_a, side), (planes_b, frontal)]
+        images = [g.render(p, ws, c.expand(b, 25), generator=gen)["image"] for p, c in views]
+        faces = torch.stack(images, dim=1).flatten(0, 1)  # [b * 4, 3, H, W]
+        embeddings.append(arcface.embed(faces.to(device)).cpu().reshape(b, len(views), -1))
+    return identity_similarity(torch.cat(embeddings))
 
 
 def temporal_consistency(frames: torch.Tensor) -> float:
