@@ -225,6 +225,8 @@ class ReproConfig:
     semantic_steps: int = 300
     eval_steps: int = 600
     classifier_lr: float = 2e-3
+    classifier_weight_decay: float = 1e-4
+    min_classifier_acc: float = 0.9  # the run stops if a fixed classifier is below this on val
     tokenizer: TokenizerModelConfig = field(default_factory=TokenizerModelConfig)
     tokenizer_steps: int = 2000
     tokenizer_lr: float = 1e-3
@@ -244,6 +246,8 @@ class ReproConfig:
                   batch_size=self.batch_size, samples_per_class=self.samples_per_class,
                   semantic_steps=self.semantic_steps, eval_steps=self.eval_steps)  # fmt: skip
         _check(self.phase2_steps >= 0 and self.gamma >= 0, "phase2_steps and gamma must be >= 0")
+        _check(self.classifier_weight_decay >= 0, "classifier_weight_decay must be >= 0")
+        _fraction(min_classifier_acc=self.min_classifier_acc)
         _check(8 <= self.digit_size <= self.canvas, "need 8 <= digit_size <= canvas")
         _check(0 < self.num_train < 1797, "num_train must lie in (0, 1797)")
         _check(self.tokenizer.resolution == self.canvas, "tokenizer.resolution must equal canvas")

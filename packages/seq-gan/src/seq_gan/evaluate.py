@@ -66,6 +66,20 @@ class EvalNet(nn.Module):
         return self.fc(self.features(x))
 
 
+def augment_digits(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Nuisance augmentation matching how the digits are drawn: a random shift per image (replicate-padded by ``pad``,
+    like the random paste offset) and a random permutation of the RGB channels per image (digit colour and
+    background tint are random nuisance factors; a channel permutation keeps a saturated colour saturated)."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    oy, ox = torch.randint(0, 2 * pad + 1, (2, b, 1), generator=generator)
+    rows = (oy + torch.arange(h))[:, None, :, None].expand(b, c, h, w)
+    cols = (ox + torch.arange(w))[:, None, None, :].expand(b, c, h, w)
+    shifted = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    perm = torch.argsort(torch.rand(b, c, generator=generator), dim=1)
+    return shifted.gather(1, perm[:, :, None, None].expand(b, c, h, w))
+
+
 def train_classifier(
     net: nn.Module,
     images: torch.Tensor,
@@ -73,24 +87,22 @@ def train_classifier(
     *,
     steps: int,
     lr: float,
+    weight_decay: float = 1e-4,
     batch_size: int = 64,
     seed: int = 0,
     logits=None,  # noqa: ANN001 - callable net -> logits (default: net(x))
 ) -> nn.Module:
-    """Adam on cross-entropy with random-shift augmentation (pad 2, crop); returns the net in eval mode."""
+    """AdamW on cross-entropy with nuisance augmentation (``augment_digits``) and a one-cycle schedule (15 % warm-up,
+    cosine decay); returns the net in eval mode. Augmentation is what lets 1,500 digits reach >= 0.9 on val."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     get_logits = logits or (lambda x: net(x))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     net.train()
-    n, size = len(images), images.shape[-1]
     for _ in range(steps):
-        idx = torch.randint(0, n, (batch_size,), generator=g)
-        x = F.pad(images[idx], (2, 2, 2, 2), mode="replicate")
-        dy, dx = torch.randint(0, 5, (2,), generator=g).tolist()
-        x = x[..., dy : dy + size, dx : dx + size]
-        loss = F.cross_entropy(get_logits(x), labels[idx])
+        idx = torch.randint(0, len(images), (batch_size,), generator=g)
+        loss = F.cross_entropy(get_logits(augment_digits(images[idx], g)), labels[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -98,18 +98,21 @@ def tokenizer_objective(
     sem_layers: Sequence[str] = SEM_LAYERS,
     l1_weight: float = 1.0,
     perceptual_weight: float = 1.0,
+    target_feats: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 2 with L^alpha and the entropy term: L1 + L^alpha + L_vq - gamma H(D_bar) (no GAN).
 
     Returns (total loss, reconstruction loss L1 + L^alpha with its graph, reconstruction, detached parts). Phase 2
-    (frozen token space) has no VQ or entropy term.
+    (frozen token space) has no VQ or entropy term. ``target_feats``: the perceptual net's taps of ``x`` if the
+    caller has them (they are constant per image, so a fixed data set can compute them once).
     """
     core = getattr(tokenizer, "module", tokenizer)
     x_hat, q, z = tokenizer(x, return_features=True)
     l1 = (x_hat - x).abs().mean()
-    with torch.no_grad():
-        feats = perceptual(x)
-    perc = semantic_perceptual_loss(perceptual(x_hat), feats, alpha, low_layers, sem_layers)
+    if target_feats is None:
+        with torch.no_grad():
+            target_feats = perceptual(x)
+    perc = semantic_perceptual_loss(perceptual(x_hat), target_feats, alpha, low_layers, sem_layers)
     rec = l1_weight * l1 + perceptual_weight * perc
     total = rec + q.loss
     parts = {"l1": l1.detach(), "perceptual": perc.detach(), "vq": q.loss.detach()}

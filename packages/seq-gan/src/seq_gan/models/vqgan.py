@@ -127,9 +127,9 @@ class GroupedAttention(nn.Module):
         gh, gw = h // wh, w // ww
         qkv = self.qkv(self.norm(x))
         if self.dilated:  # token (i, j) of group (a, b) sits at (i * gh + a, j * gw + b)
-            t = qkv.view(b, 3, self.heads, c // self.heads, wh, gh, ww, gw).permute(1, 0, 5, 7, 2, 4, 6, 3)
+            t = qkv.reshape(b, 3, self.heads, c // self.heads, wh, gh, ww, gw).permute(1, 0, 5, 7, 2, 4, 6, 3)
         else:  # token (i, j) of group (a, b) sits at (a * wh + i, b * ww + j)
-            t = qkv.view(b, 3, self.heads, c // self.heads, gh, wh, gw, ww).permute(1, 0, 4, 6, 2, 5, 7, 3)
+            t = qkv.reshape(b, 3, self.heads, c // self.heads, gh, wh, gw, ww).permute(1, 0, 4, 6, 2, 5, 7, 3)
         t = t.reshape(3, b * gh * gw, self.heads, wh * ww, c // self.heads)
         out = F.scaled_dot_product_attention(t[0], t[1], t[2])  # [b*g, heads, tokens, dh]
         out = out.view(b, gh, gw, self.heads, wh, ww, c // self.heads)
