@@ -41,6 +41,9 @@ class TrainSection:
     batch_size: int = 128
     lr: float = 3e-5
     warmup_steps: int = 0
+    # cosine decays to min_lr_ratio x lr at ``steps``; 1.0 holds the lr constant (the official 300-epoch cosine is
+    # nearly constant over the epochs that are actually used)
+    min_lr_ratio: float = 0.0
     grad_clip: float = 12.0
     eval_every: int = 1250
     save_every: int = 1250
@@ -63,6 +66,8 @@ class TrainSection:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.grad_clip <= 0 or self.warmup_steps < 0:
             raise ConfigError("train.lr and train.grad_clip must be > 0 and train.warmup_steps >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
 @dataclass
