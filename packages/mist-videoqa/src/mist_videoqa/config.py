@@ -27,12 +27,17 @@ class DataConfig:
     test_split: str = "test"
     preload: bool = False  # read the whole feature file into memory once
     max_items: int = 0  # 0: every QA of a split
+    # multiplies the frame/crop features as read: 1 for real CLIP features (OpenAI CLIP's encode_image output is not
+    # normalised, its norm is of order 10); the repro's synthetic unit vectors are brought to that scale
+    feature_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError(f"data.dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.max_items < 0:
             raise ConfigError(f"data.max_items must be >= 0, got {self.max_items}")
+        if not self.feature_scale > 0:
+            raise ConfigError(f"data.feature_scale must be > 0, got {self.feature_scale}")
 
 
 @dataclass
