@@ -4,12 +4,15 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 from mist_videoqa.config import load_train_config
 from mist_videoqa.data.annotations import load_qas
 from mist_videoqa.data.dataset import build_dataset, collate, load_tokenizer
 from mist_videoqa.data.features import FeatureStore, write_features
 from mist_videoqa.data.splits import make_splits
 from mist_videoqa.data.synthetic import COLOURS, OBJECTS, SyntheticSpec, make_synthetic
+
+from visioncore.config import ConfigError
 
 D = 32
 
@@ -54,6 +57,13 @@ def test_agqa_loader_json_array_unknown_answers_and_types(tmp_path, tok):
     batch = collate([ds[0], ds[1]])
     assert batch["video"].shape == (2, 32, 17, D) and batch["answer"].tolist() == [0, -1]
     assert tok.convert_ids_to_tokens(batch["question_ids"][0, :3].tolist()) == ["[CLS]", "what", "color"]
+    scaled_cfg = load_train_config("tiny", [f"data.root={tmp_path}", "data.feature_scale=10"])
+    scaled = build_dataset(scaled_cfg.data, scaled_cfg.model, "train", tok)
+    assert torch.allclose(scaled[0]["video"], 10 * ds[0]["video"]) and torch.equal(
+        scaled[0]["q_feat"], ds[0]["q_feat"]
+    )
+    with pytest.raises(ConfigError, match="feature_scale"):
+        load_train_config("tiny", ["data.feature_scale=0"])
 
 
 def test_agqa_bad_inputs_name_the_file(tmp_path, tok):

@@ -113,6 +113,32 @@ def test_multiple_choice_batch_of_one(fake_batch, tiny_cfg):
     assert out.logits.shape == (1, 4)
 
 
+def test_answer_pool_mean_ignores_padding_and_separates_answers_that_cls_does_not(tiny_cfg):
+    torch.manual_seed(0)
+    ids = torch.tensor([[2, 10 + a, 3] for a in range(tiny_cfg.num_answers)])  # "[CLS] answer [SEP]"
+    mask = torch.ones_like(ids)
+    padded, padded_mask = torch.nn.functional.pad(ids, (0, 4)), torch.nn.functional.pad(mask, (0, 4))
+
+    def spread(model, i, m):
+        emb = torch.nn.functional.normalize(model.encode_text(i, m), dim=-1)
+        return 1.0 - (emb @ emb.t()).min().item()  # 0: every answer has the same embedding
+
+    cls_model = MIST(tiny_cfg).eval()
+    mean_model = MIST(dataclasses.replace(tiny_cfg, answer_pool="mean")).eval()
+    mean_model.load_state_dict(cls_model.state_dict())
+    with torch.no_grad():
+        # a random BERT's CLS barely depends on the text: the collapse the repro measured
+        assert spread(cls_model, ids, mask) < 0.01
+        assert spread(mean_model, ids, mask) > 10 * spread(cls_model, ids, mask)
+        assert torch.allclose(
+            mean_model.encode_text(padded, padded_mask), mean_model.encode_text(ids, mask), atol=1e-5
+        )
+    assert MISTConfig.preset("nextqa-release").answer_pool == "mean"
+    assert MISTConfig.preset("agqa").answer_pool == "cls"
+    with pytest.raises(ConfigError, match="answer_pool"):
+        dataclasses.replace(tiny_cfg, answer_pool="max")
+
+
 def test_save_load_roundtrip_keeps_answers_and_outputs(fake_batch, tiny_cfg, tmp_path):
     torch.manual_seed(0)
     model = MIST(tiny_cfg)

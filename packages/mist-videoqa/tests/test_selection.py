@@ -59,6 +59,12 @@ def test_gumbel_topk_modes():
     assert torch.equal(hard, torch.tensor([[[0.0, 1, 0, 0], [0, 0, 0, 1]]]))  # deterministic, no repeats
     st = gumbel_topk(scores, 3, mode="topk", relax="st", training=True)
     assert set(st.unique().tolist()) <= {0.0, 1.0} and torch.allclose(st.sum(-1), torch.ones(1, 3))
+    peaked = torch.tensor([[0.0, 9.0, 0.0, 0.0, 0.0]], requires_grad=True)  # one candidate dominates
+    for _ in range(20):  # k distinct picks (the dominant one first), never a repeat
+        picks = gumbel_topk(peaked, 3, mode="topk", relax="st", training=True)
+        assert picks.argmax(-1)[0, 0] == 1 and picks.argmax(-1).unique().numel() == 3
+    (picks * torch.arange(5.0)).sum().backward()
+    assert peaked.grad.abs().sum() > 0  # straight-through
     soft = gumbel_topk(scores, 2, mode="topk", relax="soft", training=True)
     assert ((soft > 0) & (soft < 1)).all() and torch.allclose(soft.sum(-1), torch.ones(1, 2))
     # official: probabilities fed as logits, so the draws are nearly uniform blends and differ call to call

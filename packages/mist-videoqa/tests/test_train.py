@@ -7,6 +7,7 @@ from mist_videoqa.data.synthetic import SyntheticSpec, make_synthetic
 from mist_videoqa.train import qa_loss, train
 from safetensors.torch import load_file
 
+from visioncore.config import ConfigError
 from visioncore.training import run_distributed
 
 CPU = torch.device("cpu")
@@ -56,7 +57,7 @@ def test_resume_is_bit_exact(data_root, tmp_path):
 
 
 def _two_process_run(root: str, out: str) -> None:
-    cfg = _cfg(root, "train.eval_every=6", "train.batch_size=4")
+    cfg = _cfg(root, "train.eval_every=6", "train.batch_size=4", "train.min_lr_ratio=1.0")
     train(cfg, out, device=CPU, log=lambda _: None)
 
 
@@ -66,10 +67,14 @@ def test_two_process_gloo_loop(data_root, tmp_path):
     assert (tmp_path / "ddp" / "checkpoints" / "step_000006").is_dir()
     weights = load_file(tmp_path / "ddp" / "model" / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
-    steps = [
-        json.loads(line)["step"] for line in (tmp_path / "ddp" / "logs" / "train" / "metrics.jsonl").open()
-    ]
-    assert max(steps) == 6
+    logged = [json.loads(line) for line in (tmp_path / "ddp" / "logs" / "train" / "metrics.jsonl").open()]
+    assert max(r["step"] for r in logged) == 6
+    assert [r["lr"] for r in logged if "lr" in r] == [1e-3, 1e-3]  # min_lr_ratio 1: the cosine holds the lr
+
+
+def test_min_lr_ratio_is_validated():
+    with pytest.raises(ConfigError, match="min_lr_ratio"):
+        load_train_config("tiny", ["train.min_lr_ratio=1.5"])
 
 
 def test_bert_folder_initialises_both_text_encoders(data_root, tmp_path):

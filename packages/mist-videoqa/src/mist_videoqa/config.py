@@ -27,12 +27,17 @@ class DataConfig:
     test_split: str = "test"
     preload: bool = False  # read the whole feature file into memory once
     max_items: int = 0  # 0: every QA of a split
+    # multiplies the frame/crop features as read: 1 for real CLIP features (OpenAI CLIP's encode_image output is not
+    # normalised, its norm is of order 10); the repro's synthetic unit vectors are brought to that scale
+    feature_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ConfigError(f"data.dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.max_items < 0:
             raise ConfigError(f"data.max_items must be >= 0, got {self.max_items}")
+        if not self.feature_scale > 0:
+            raise ConfigError(f"data.feature_scale must be > 0, got {self.feature_scale}")
 
 
 @dataclass
@@ -41,6 +46,9 @@ class TrainSection:
     batch_size: int = 128
     lr: float = 3e-5
     warmup_steps: int = 0
+    # cosine decays to min_lr_ratio x lr at ``steps``; 1.0 holds the lr constant (the official 300-epoch cosine is
+    # nearly constant over the epochs that are actually used)
+    min_lr_ratio: float = 0.0
     grad_clip: float = 12.0
     eval_every: int = 1250
     save_every: int = 1250
@@ -63,6 +71,8 @@ class TrainSection:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.grad_clip <= 0 or self.warmup_steps < 0:
             raise ConfigError("train.lr and train.grad_clip must be > 0 and train.warmup_steps >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
 @dataclass

@@ -82,6 +82,7 @@ class QADataset(Dataset):
         tokenizer: Any,
         model: MISTConfig,
         source: str,
+        feature_scale: float = 1.0,
     ):
         if not qas:
             raise ValueError(f"{source}: no questions")
@@ -92,6 +93,7 @@ class QADataset(Dataset):
         if not model.mc and any(qa.choices for qa in qas):
             raise ValueError(f"{source}: multiple-choice annotations need model.mc > 0")
         self.qas, self.video, self.text = qas, video, text
+        self.feature_scale = feature_scale
         questions = _token_lists(tokenizer, [qa.question for qa in qas], model.qmax)
         pairs = [f"{qa.question} [SEP] {c}" for qa in qas for c in qa.choices]
         flat = iter(_token_lists(tokenizer, pairs, model.amax))
@@ -100,10 +102,14 @@ class QADataset(Dataset):
     def __len__(self) -> int:
         return len(self.qas)
 
+    def _video(self, key: str) -> np.ndarray:
+        video = np.asarray(self.video[key], dtype=np.float32)
+        return video * np.float32(self.feature_scale) if self.feature_scale != 1.0 else video
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         qa = self.qas[index]
         return {
-            "video": torch.from_numpy(np.asarray(self.video[qa.feature_key], dtype=np.float32)),
+            "video": torch.from_numpy(self._video(qa.feature_key)),
             "q_feat": torch.from_numpy(np.asarray(self.text[qa.qid], dtype=np.float32)),
             "question": self.tokens[index].question,
             "candidates": self.tokens[index].candidates,
@@ -162,5 +168,11 @@ def build_dataset(
                 f"vocab.json has {len(vocab)} answers but model.num_answers is {model.num_answers}"
             )
     return QADataset(
-        qas, stores["video"], stores["text"], tokenizer, model, f"{data.dataset} split {split!r}"
+        qas,
+        stores["video"],
+        stores["text"],
+        tokenizer,
+        model,
+        f"{data.dataset} split {split!r}",
+        feature_scale=data.feature_scale,
     )

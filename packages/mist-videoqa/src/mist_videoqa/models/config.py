@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from mist_videoqa.models.selection import MODES, RELAXATIONS
 from visioncore.config import ConfigError
 
-__all__ = ["PRESETS", "SELECTORS", "MISTConfig"]
+__all__ = ["ANSWER_POOLS", "PRESETS", "SELECTORS", "MISTConfig"]
 
 # learned: MIST's cascade; the others replace the segment selector (random, oracle) or the whole cascade with a
 # fixed token set of the same reader (uniform frames, mean-pooled frames, dense: every region) for the ablations.
 SELECTORS = ("learned", "random", "oracle", "uniform", "mean_pool", "dense")
+ANSWER_POOLS = ("cls", "mean")
 PRESETS = ("agqa", "nextqa", "nextqa-release", "star", "envqa", "tiny", "repro")
 
 
@@ -42,6 +43,9 @@ class MISTConfig:
     question_blind: bool = False  # control: question tokens a learned constant, q_feat zero
     video_only: bool = False  # released NExT-QA variant: no question tokens, mean-pooled readout
     frame_as_region: bool = False  # released NExT-QA variant: the frame feature is a 17th region
+    # answer / candidate embedding from the answer BERT: "cls" (paper, AGQA release) or "mean" over the text's tokens
+    # (released NExT-QA variant; the repro's random tiny BERT, whose CLS is the same vector for every text)
+    answer_pool: str = "cls"
     mc: int = 0  # 0: open-ended over num_answers; else the number of choices
     num_answers: int = 171
     # BERT question / answer encoders, built locally (weights from --bert DIR or random)
@@ -77,6 +81,10 @@ class MISTConfig:
             raise ConfigError(f"model.selection must be one of {', '.join(MODES)}, got {self.selection!r}")
         if self.relax not in RELAXATIONS:
             raise ConfigError(f"model.relax must be one of {', '.join(RELAXATIONS)}, got {self.relax!r}")
+        if self.answer_pool not in ANSWER_POOLS:
+            raise ConfigError(
+                f"model.answer_pool must be one of {', '.join(ANSWER_POOLS)}, got {self.answer_pool!r}"
+            )
         if self.selector not in SELECTORS:
             raise ConfigError(f"model.selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")
         if self.selector == "oracle" and self.topk < 1:

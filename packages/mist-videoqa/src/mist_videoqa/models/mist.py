@@ -369,8 +369,11 @@ class MIST(nn.Module, PretrainedMixin):
         self._answer_cache = None
 
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Answer / candidate embeddings: CLS of the answer BERT -> Linear to d_model."""
+        """Answer / candidate embeddings: the answer BERT's CLS (or its tokens' masked mean) -> Linear to d_model."""
         hidden = self.answer_bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        if self.config.answer_pool == "mean":
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            return self.answer_proj((hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0))
         return self.answer_proj(hidden[:, 0])
 
     def _answers(self) -> torch.Tensor:

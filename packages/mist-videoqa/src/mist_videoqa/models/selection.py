@@ -6,7 +6,7 @@ Two ways to choose ``k`` of ``n`` candidates from their scores:
   Gumbel-softmax draws that take the *probabilities* as logits (tau 1). Draws can repeat and sampling stays on at
   evaluation, so evaluation is stochastic.
 * ``topk`` (our default): training draws ``k`` Gumbel-softmax samples from the log-probabilities, soft
-  (``relax="soft"``) or hard straight-through (``relax="st"``); evaluation takes the ``k`` best candidates without
+  (``relax="soft"``), or ``k`` distinct hard picks (Gumbel-top-k) straight-through (``relax="st"``); evaluation takes the ``k`` best candidates without
   repeats, deterministically, with straight-through gradients (`cascade_select`).
 """
 
@@ -77,8 +77,21 @@ def gumbel_topk(
     if not training:
         return hard_topk(scores, k)[1]
     logp = scores.log_softmax(dim=-1)
-    hard = relax == "st"
-    return torch.stack([F.gumbel_softmax(logp, tau=tau, hard=hard, dim=-1) for _ in range(k)], dim=-2)
+    if relax == "st":
+        return _gumbel_topk_st(logp, k, tau)
+    return torch.stack([F.gumbel_softmax(logp, tau=tau, hard=False, dim=-1) for _ in range(k)], dim=-2)
+
+
+def _gumbel_topk_st(logp: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """k DISTINCT hard picks (Gumbel-top-k: the k best of one Gumbel-perturbed draw), straight-through.
+
+    Distinct like the evaluation's top-k: with k independent hard draws a confident selector picks the same candidate
+    k times, so training never shows the reader the k - 1 other picks that evaluation feeds it.
+    """
+    perturbed = logp - torch.empty_like(logp).exponential_().log()  # + Gumbel(0, 1) noise
+    hard = F.one_hot(perturbed.topk(k, dim=-1).indices, logp.shape[-1]).to(logp.dtype)
+    soft = (perturbed / tau).softmax(dim=-1).unsqueeze(-2)
+    return hard + (soft - soft.detach())
 
 
 class Selection(NamedTuple):
