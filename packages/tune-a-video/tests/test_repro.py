@@ -52,6 +52,7 @@ def test_luma_chroma_latent_is_exact_and_keeps_layout_across_colours():
     latent = ae.encode(frames).latent_dist.mode()
     assert torch.allclose(ae.decode(latent).sample, frames, atol=1e-5)  # lossless
     assert torch.equal(ae.encode(frames).latent_dist.sample(), latent)  # deterministic posterior
+    assert ae.encode(-torch.ones(1, 3, 2, 2)).latent_dist.mode().abs().max() < 1e-6  # black is 0
 
     def dist(a, b, to_latent):
         a, b = a.permute(1, 0, 2, 3), b.permute(1, 0, 2, 3)

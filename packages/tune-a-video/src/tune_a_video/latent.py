@@ -4,8 +4,10 @@ Why (README, acceptance section): in RGB pixel space a red and a blue object on 
 differences from the background are nearly orthogonal), so the DDIM-inverted noise of a red square tells a model that
 follows "blue" nothing about where the square is, and an edited prompt loses the source's structure. Stable
 Diffusion edits in a VAE latent in which an object's layout dominates and its colour is a smaller component. This
-latent keeps that property by construction: channel 0 is ``luma_scale`` x the mean of R, G, B (the object's layout,
-whatever its colour), channels 1-2 are ``chroma_scale`` x two orthonormal colour-difference axes. Encoding is exact and
+latent keeps that property by construction: channel 0 is ``luma_scale`` x (the mean of R, G, B + 1), the object's
+layout whatever its colour, 0 on black (a near-zero-mean latent, as SD's: a large constant offset is what a briefly
+trained model gets wrong when it samples from pure noise); channels 1-2 are ``chroma_scale`` x two orthonormal
+colour-difference axes. Encoding is exact and
 decoding is its inverse (no learning, no blur), with the ``encode(x).latent_dist`` / ``decode(z).sample`` interface
 of diffusers' ``AutoencoderKL`` so that :class:`~tune_a_video.pipeline.TuneAVideoPipeline` uses it as its ``vae``.
 """
@@ -49,6 +51,7 @@ class LumaChromaAutoencoder(ModelMixin, ConfigMixin):
         matrix = luma_chroma_matrix(luma_scale, chroma_scale)
         self.register_buffer("encoder_matrix", matrix.float(), persistent=False)
         self.register_buffer("decoder_matrix", torch.linalg.inv(matrix).float(), persistent=False)
+        self.register_buffer("offset", torch.tensor([luma_scale, 0.0, 0.0]), persistent=False)  # black -> 0
 
     @staticmethod
     def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -58,11 +61,13 @@ class LumaChromaAutoencoder(ModelMixin, ConfigMixin):
 
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput:
         """A deterministic posterior: ``latent_dist.mode()`` and ``.sample()`` both return the latent."""
-        mean = self._apply(self.encoder_matrix, x)
+        mean = self._apply(self.encoder_matrix, x) + self.offset.to(x.dtype)[:, None, None]
         dist = DiagonalGaussianDistribution(
             torch.cat([mean, torch.zeros_like(mean)], dim=1), deterministic=True
         )
         return AutoencoderKLOutput(latent_dist=dist)
 
     def decode(self, z: torch.Tensor, return_dict: bool = True) -> DecoderOutput:
-        return DecoderOutput(sample=self._apply(self.decoder_matrix, z))
+        return DecoderOutput(
+            sample=self._apply(self.decoder_matrix, z - self.offset.to(z.dtype)[:, None, None])
+        )
