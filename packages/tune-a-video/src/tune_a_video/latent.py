@@ -45,7 +45,7 @@ class LumaChromaAutoencoder(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(
-        self, luma_scale: float = 2.0, chroma_scale: float = 0.5, scaling_factor: float = 1.0
+        self, luma_scale: float = 4.0, chroma_scale: float = 1.0, scaling_factor: float = 1.0
     ) -> None:
         super().__init__()
         matrix = luma_chroma_matrix(luma_scale, chroma_scale)

@@ -58,8 +58,8 @@ class ReproConfig:
     caption_dropout: float = 0.1
     # "pixel": diffusion on RGB; "luma_chroma": on the exact luma/chroma latent of latent.py (layout-dominant, as SD's)
     latent: str = "pixel"
-    luma_scale: float = 2.0
-    chroma_scale: float = 0.5
+    luma_scale: float = 4.0
+    chroma_scale: float = 1.0
     attention_at_full_resolution: bool = False
     # SD's 32 GroupNorm groups on the tiny UNet's 32 channels are per-channel instance norm; 8 groups are not.
     norm_num_groups: int = 32
