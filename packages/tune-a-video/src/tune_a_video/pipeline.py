@@ -61,7 +61,10 @@ class TuneAVideoPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------------ helpers
     @property
     def vae_scale_factor(self) -> int:
-        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+        if self.vae is None:
+            return 1
+        # AutoencoderKL halves the size per level after the first; a latent without levels says its own scale
+        return getattr(self.vae, "spatial_scale", None) or 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
     def latent_scale(self) -> float:

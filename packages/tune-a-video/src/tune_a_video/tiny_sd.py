@@ -82,10 +82,11 @@ def tiny_unet_2d(
     )  # fmt: skip
 
 
-def tiny_text_encoder(hidden_size: int = 32) -> CLIPTextModel:
+def tiny_text_encoder(hidden_size: int = 32, num_layers: int = 2) -> CLIPTextModel:
     return CLIPTextModel(
         CLIPTextConfig(
-            hidden_size=hidden_size, intermediate_size=4 * hidden_size, num_hidden_layers=2, num_attention_heads=4,
+            hidden_size=hidden_size, intermediate_size=4 * hidden_size, num_hidden_layers=num_layers,
+            num_attention_heads=4,
             vocab_size=CLIP_VOCAB_SIZE, max_position_embeddings=77,
         )
     )  # fmt: skip
