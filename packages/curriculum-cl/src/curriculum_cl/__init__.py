@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
 __version__ = "0.1.0"
-__all__ = ["CurriculumSpace", "f_score", "score_order"]
 
-# PEP 562: the public names load on first use, so `curriculum-cl --help` does not pay for torch and scipy.
-_LAZY = {
-    "CurriculumSpace": "curriculum_cl.curricula",
-    "score_order": "curriculum_cl.designer",
-    "f_score": "curriculum_cl.scoring",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'curriculum_cl' has no attribute {name!r}")
+# Public names import their module on first use, so `import curriculum_cl` and the CLI's --help stay light.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "curricula": ["CurriculumSpace"],
+        "designer": ["score_order"],
+        "scoring": ["f_score"],
+    },
+)

@@ -1,34 +1,21 @@
 """cyclic-walks: slot attention trained by cyclic walks between parts and whole (Wang, Shou, Zhang, NeurIPS 2023).
 
-The public names load on first use (PEP 562), so ``import cyclic_walks`` and the CLI's ``--help`` stay fast.
+The public names load on first use (lazy_loader), so ``import cyclic_walks`` and the CLI's ``--help`` stay fast.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "CyclicWalks": "cyclic_walks.models.sacrw",
-    "DecoderBaseline": "cyclic_walks.models.dinosaur",
-    "SlotAttention": "cyclic_walks.models.slot_attention",
-    "SlotEncoder": "cyclic_walks.models.slot_attention",
-    "masks_from_transition": "cyclic_walks.models.sacrw",
-    "WalkLosses": "cyclic_walks.losses",
-    "cyclic_walk_losses": "cyclic_walks.losses",
-    "walk_transitions": "cyclic_walks.losses",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'cyclic_walks' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+# Public names import their module on first use, so `import cyclic_walks` and the CLI's --help stay light.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "models.sacrw": ["CyclicWalks", "masks_from_transition"],
+        "models.dinosaur": ["DecoderBaseline"],
+        "models.slot_attention": ["SlotAttention", "SlotEncoder"],
+        "losses": ["WalkLosses", "cyclic_walk_losses", "walk_transitions"],
+    },
+)

@@ -7,15 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import lazy_loader
 
 __version__ = "0.1.0"
-__all__ = ["BLIPCaption", "BLIPConfig", "BLIPPretrain", "BLIPRetrieval", "__version__"]
 
-
-def __getattr__(name: str) -> Any:  # PEP 562: import the models on first use only
-    if name in ("BLIPCaption", "BLIPConfig", "BLIPPretrain", "BLIPRetrieval"):
-        from ptp_vlp.models import blip
-
-        return getattr(blip, name)
-    raise AttributeError(f"module 'ptp_vlp' has no attribute {name!r}")
+# Public names import their module on first use, so `import ptp_vlp` and the CLI's --help stay light.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "models.blip": ["BLIPCaption", "BLIPConfig", "BLIPPretrain", "BLIPRetrieval"],
+    },
+)

@@ -3,27 +3,19 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "VectorQuantizer": "seq_gan.models.quantizer",
-    "QuantizeOutput": "seq_gan.models.quantizer",
-    "VQTokenizer": "seq_gan.models.vqgan",
-    "EnhancedDecoder": "seq_gan.models.vqgan",
-    "VGG16Perceptual": "seq_gan.models.perceptual",
-    "SmallPerceptualNet": "seq_gan.models.perceptual",
-    "PerceptualNet": "seq_gan.models.perceptual",
-    "PatchDiscriminator": "seq_gan.models.discriminator",
-    "MaskGIT": "seq_gan.maskgit",
-    "ARTransformer": "seq_gan.ar",
-}
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:  # PEP 562: keep `import seq_gan` light
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'seq_gan' has no attribute {name!r}")
+# Public names import their module on first use, so `import seq_gan` and the CLI's --help stay light.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "models.quantizer": ["QuantizeOutput", "VectorQuantizer"],
+        "models.vqgan": ["EnhancedDecoder", "VQTokenizer"],
+        "models.perceptual": ["PerceptualNet", "SmallPerceptualNet", "VGG16Perceptual"],
+        "models.discriminator": ["PatchDiscriminator"],
+        "maskgit": ["MaskGIT"],
+        "ar": ["ARTransformer"],
+    },
+)

@@ -2,38 +2,20 @@
 
 Built on diffusers 0.42: :class:`InflatedUNet3DConditionModel` (pseudo-3-D SD UNet with sparse-causal and temporal
 attention) and :class:`TuneAVideoPipeline` (sampling and DDIM inversion). The public classes are imported on first
-use (PEP 562), so ``import tune_a_video`` and ``tune-a-video --help`` do not load diffusers or transformers.
+use (lazy_loader), so ``import tune_a_video`` and ``tune-a-video --help`` do not load diffusers or transformers.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .models import InflatedUNet3DConditionModel, SparseCausalAttnProcessor, freeze_for_tuning
-    from .pipeline import TuneAVideoPipeline, TuneAVideoPipelineOutput
+import lazy_loader
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "InflatedUNet3DConditionModel": ".models",
-    "SparseCausalAttnProcessor": ".models",
-    "freeze_for_tuning": ".models",
-    "TuneAVideoPipeline": ".pipeline",
-    "TuneAVideoPipelineOutput": ".pipeline",
-}
-
-__all__ = [
-    "InflatedUNet3DConditionModel",
-    "SparseCausalAttnProcessor",
-    "TuneAVideoPipeline",
-    "TuneAVideoPipelineOutput",
-    "freeze_for_tuning",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Public names import their module on first use, so `import tune_a_video` and the CLI's --help stay light.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "models": ["InflatedUNet3DConditionModel", "SparseCausalAttnProcessor", "freeze_for_tuning"],
+        "pipeline": ["TuneAVideoPipeline", "TuneAVideoPipelineOutput"],
+    },
+)
