@@ -37,7 +37,7 @@ def run_demo(
     runs = sum(v["runs"] for v in summary.values())
     structured = config_mod.load("structured", ["sweep.seeds=2", "sweep.algorithms=[replay]"])
     sweep(structured, out / "structured", show_progress=False, device=device, dtype=dtype)
-    effect = structured_effect(out / "structured", null_shuffles=50)
+    effect, _ = structured_effect(out / "structured", null_shuffles=50)
     metrics = {
         "kind": "smoke check on digits + curriculum effect on structured features",
         "teacher_test_accuracy": teacher_acc,

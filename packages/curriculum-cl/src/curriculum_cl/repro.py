@@ -28,53 +28,44 @@ from curriculum_cl.train import prepare, pretrain_teacher, read_results, sweep
 from visioncore.files import atomic_write_json
 
 
-def structured_effect(sweep_dir: Path, null_shuffles: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """The curriculum effect of a sweep, per strategy (issue 13, ``structured_*`` keys).
+def structured_effect(
+    sweep_dir: Path, null_shuffles: int, seed: int = 0
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
+    """The curriculum effect of a sweep, per strategy (issue 13, ``structured_*`` keys), and its per-seed values.
 
     ``anova_p``: one-way ANOVA of per-run F across curricula; ``spearman_designer_vs_f`` against its null (designer
     scores shuffled across curricula ``null_shuffles`` times, 95th percentile); ``top3_gain_in_seed_std``: mean F of
-    the designer's top-3 curricula minus the mean F of all curricula, in units of the across-seed std of F.
+    the designer's top-3 curricula minus the mean F of all curricula, in units of the across-seed std of F. Per seed
+    (strategy -> seed -> value): the Spearman and the top-3 gain on that seed's F alone, in units of the same
+    across-seed std; the ANOVA has no per-seed value (its replicates are the seeds).
     """
     rows = read_results(sweep_dir / "results.csv")
     scores = np.array(json.loads((sweep_dir / "designer.json").read_text())["scores"])
-    algs = per_algorithm(rows, len(scores))
     rng = np.random.default_rng(seed)
-    out: dict[str, dict[str, float]] = {
+    effect: dict[str, dict[str, float]] = {
         k: {} for k in ("anova_p", "spearman_designer_vs_f", "spearman_null_p95", "top3_gain_in_seed_std")
     }
-    for alg, v in algs.items():
+    per_seed: dict[str, dict[str, dict[str, float]]] = {}
+    for alg, v in per_algorithm(rows, len(scores)).items():
         ran = np.flatnonzero(~np.isnan(v["f"]))
         f, cd = v["f"][ran], scores[ran]
         null = [analysis.spearman(rng.permutation(cd), f) for _ in range(null_shuffles)]
         top3 = ran[np.argsort(-cd, kind="stable")[:3]]
         seed_std = analysis.seed_std(v["f_run"], v["cids"])
-        out["anova_p"][alg] = analysis.anova_p(v["f_run"], v["cids"])
-        out["spearman_designer_vs_f"][alg] = analysis.spearman(cd, f)
-        out["spearman_null_p95"][alg] = float(np.nanpercentile(null, 95))
-        out["top3_gain_in_seed_std"][alg] = float((v["f"][top3].mean() - f.mean()) / seed_std)
-    return out
-
-
-def structured_per_seed(sweep_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """Per strategy and seed: the designer-F Spearman and the top-3 gain on that seed's F alone.
-
-    The ANOVA has no per-seed value (its replicates are the seeds); the gain is in units of the same across-seed std.
-    """
-    rows = read_results(sweep_dir / "results.csv")
-    scores = np.array(json.loads((sweep_dir / "designer.json").read_text())["scores"])
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for alg, v in per_algorithm(rows, len(scores)).items():
-        seed_std = analysis.seed_std(v["f_run"], v["cids"])
+        effect["anova_p"][alg] = analysis.anova_p(v["f_run"], v["cids"])
+        effect["spearman_designer_vs_f"][alg] = analysis.spearman(cd, f)
+        effect["spearman_null_p95"][alg] = float(np.nanpercentile(null, 95))
+        effect["top3_gain_in_seed_std"][alg] = float((v["f"][top3].mean() - f.mean()) / seed_std)
         seeds = np.array([r["seed"] for r in rows if r["algorithm"] == alg])
-        out[alg] = {}
+        per_seed[alg] = {}
         for s in np.unique(seeds):
-            cids, f = v["cids"][seeds == s], v["f_run"][seeds == s]
-            top3 = np.argsort(-scores[cids], kind="stable")[:3]
-            out[alg][str(s)] = {
-                "spearman_designer_vs_f": analysis.spearman(scores[cids], f),
-                "top3_gain_in_seed_std": float((f[top3].mean() - f.mean()) / seed_std),
+            cids, f_seed = v["cids"][seeds == s], v["f_run"][seeds == s]
+            top3_seed = np.argsort(-scores[cids], kind="stable")[:3]
+            per_seed[alg][str(s)] = {
+                "spearman_designer_vs_f": analysis.spearman(scores[cids], f_seed),
+                "top3_gain_in_seed_std": float((f_seed[top3_seed].mean() - f_seed.mean()) / seed_std),
             }
-    return out
+    return effect, per_seed
 
 
 def structured_gate(m: dict) -> bool:
@@ -173,7 +164,9 @@ def run_repro(
     structured_cfg = load(cfg.repro.structured_config)
     structured_dir = out / "structured"
     sweep(structured_cfg, structured_dir, show_progress=show_progress, device=device, dtype=dtype)
-    effect = structured_effect(structured_dir, cfg.repro.null_shuffles, seed=cfg.sweep.base_seed)
+    effect, effect_per_seed = structured_effect(
+        structured_dir, cfg.repro.null_shuffles, seed=cfg.sweep.base_seed
+    )
     metrics = {
         "beta_naive": float(np.mean(naive["beta"])),
         "alpha_naive": float(np.mean(naive["alpha"])),
@@ -221,7 +214,7 @@ def run_repro(
             "null_p_mean": float(np.mean(null_p)),
         },
         "per_seed": per_seed,
-        "structured_per_seed": structured_per_seed(structured_dir),
+        "structured_per_seed": effect_per_seed,
     }
     atomic_write_json(out / "repro_report.json", report, indent=1)
     print(format_table(metrics, report))
