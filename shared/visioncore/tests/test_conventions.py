@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from visioncore.config import ConfigError, add_config_args, config_from_args, in_range, positive
+from visioncore.config import (
+    ConfigError,
+    add_config_args,
+    config_from_args,
+    in_range,
+    one_of,
+    positive,
+    positive_fields,
+)
 from visioncore.console import run_command
 from visioncore.devices import add_device_args, resolve_device, resolve_dtype
 from visioncore.files import atomic_path, atomic_write_json, atomic_write_text
@@ -94,10 +102,14 @@ def test_add_config_args_default_and_repeated_sets():
     class Train:
         steps: int = 10
         ratio: float = 0.5
+        batch: int = 2
+        mode: str = "cosine"
 
         def __post_init__(self):
             positive("train.steps", self.steps)
+            positive_fields("train", self, "batch", "ratio")
             in_range("train.ratio", self.ratio, 0.0, 1.0)
+            one_of("train.mode", self.mode, ("cosine", "constant"))
 
     @dataclass
     class Cfg:
@@ -112,6 +124,10 @@ def test_add_config_args_default_and_repeated_sets():
         config_from_args(Cfg, parser.parse_args(["--set", "train.steps=-1"]), package="visioncore")
     with pytest.raises(ConfigError, match=r"train.ratio must be in \[0.0, 1.0\], got 1.5"):
         config_from_args(Cfg, parser.parse_args(["--set", "train.ratio=1.5"]), package="visioncore")
+    with pytest.raises(ConfigError, match=r"train.batch must be > 0, got 0"):
+        config_from_args(Cfg, parser.parse_args(["--set", "train.batch=0"]), package="visioncore")
+    with pytest.raises(ConfigError, match=r"train.mode must be one of cosine, constant, got 'step'"):
+        config_from_args(Cfg, parser.parse_args(["--set", "train.mode=step"]), package="visioncore")
 
 
 # ------------------------------------------------------------------------------------------------ devices

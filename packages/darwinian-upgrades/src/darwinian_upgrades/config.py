@@ -4,26 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, load_config
+from visioncore.config import ConfigError, in_range, load_config, one_of, positive_fields
 
 PACKAGE = "darwinian_upgrades"
-
-
-def _positive(section: str, **values: float) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ConfigError(f"{section}.{name} must be positive, got {value}")
-
-
-def _fraction(section: str, **values: float) -> None:
-    for name, value in values.items():
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{section}.{name} must lie in [0, 1], got {value}")
-
-
-def _choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{section}.{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass
@@ -39,11 +22,9 @@ class ModelConfig:
     weights: str = ""  # local torchvision/timm ResNet file for the backbone ("" = random init)
 
     def __post_init__(self) -> None:
-        _choice(
-            "model", "backbone", self.backbone, ("tiny", "resnet50", "resnet101", "iresnet18", "iresnet50")
-        )
-        _choice("model", "head", self.head, ("linear", "cosine", "arcface"))
-        _positive("model", width=self.width, embed_dim=self.embed_dim, scale=self.scale)
+        one_of("model.backbone", self.backbone, ("tiny", "resnet50", "resnet101", "iresnet18", "iresnet50"))
+        one_of("model.head", self.head, ("linear", "cosine", "arcface"))
+        positive_fields("model", self, "width", "embed_dim", "scale")
         if not 0.0 <= self.margin < 3.14:
             raise ConfigError(f"model.margin must lie in [0, π), got {self.margin}")
 
@@ -69,9 +50,9 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        _choice("data", "format", self.format, ("gldv2", "ms1m"))
-        _choice("data", "resize", self.resize, ("squash", "aspect"))
-        _positive("data", image_size=self.image_size)
+        one_of("data.format", self.format, ("gldv2", "ms1m"))
+        one_of("data.resize", self.resize, ("squash", "aspect"))
+        positive_fields("data", self, "image_size")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
@@ -99,19 +80,11 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _choice("train", "optimizer", self.optimizer, ("adam", "sgd"))
-        _choice("train", "schedule", self.schedule, ("constant", "cosine"))
-        _choice("train", "mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
-        _positive(
-            "train",
-            steps=self.steps,
-            old_steps=self.old_steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            log_every=self.log_every,
-            keep_last=self.keep_last,
-        )
-        _fraction("train", min_lr_ratio=self.min_lr_ratio)
+        one_of("train.optimizer", self.optimizer, ("adam", "sgd"))
+        one_of("train.schedule", self.schedule, ("constant", "cosine"))
+        one_of("train.mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
+        positive_fields("train", self, "steps", "old_steps", "batch_size", "lr", "log_every", "keep_last")
+        in_range("train.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         if self.warmup_steps < 0 or self.save_every < 0 or self.weight_decay < 0:
             raise ConfigError("train.warmup_steps, train.save_every and train.weight_decay must be >= 0")
 
@@ -133,12 +106,12 @@ class LossConfig:
     ract_temperature: float = 0.01
 
     def __post_init__(self) -> None:
-        _choice("loss", "adapter_mode", self.adapter_mode, ("posthoc", "joint"))
-        _choice("loss", "comparison", self.comparison, ("none", "l2", "fd", "contra_ract"))
-        _positive("loss", tau=self.tau, ract_temperature=self.ract_temperature)
-        for name in ("lambda_bc", "lambda_fa", "gamma", "l2_weight", "comparison_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        one_of("loss.adapter_mode", self.adapter_mode, ("posthoc", "joint"))
+        one_of("loss.comparison", self.comparison, ("none", "l2", "fd", "contra_ract"))
+        positive_fields("loss", self, "tau", "ract_temperature")
+        positive_fields(
+            "loss", self, "lambda_bc", "lambda_fa", "gamma", "l2_weight", "comparison_weight", allow_zero=True
+        )
 
 
 @dataclass
@@ -150,7 +123,7 @@ class AdapterConfig:
     lr: float = 3e-3
 
     def __post_init__(self) -> None:
-        _positive("adapter", steps=self.steps, batch_size=self.batch_size, lr=self.lr)
+        positive_fields("adapter", self, "steps", "batch_size", "lr")
 
 
 @dataclass
@@ -171,18 +144,19 @@ class ReproConfig:
     k: int = 100
 
     def __post_init__(self) -> None:
-        _fraction("repro", old_fraction=self.old_fraction)
-        _positive(
+        in_range("repro.old_fraction", self.old_fraction, 0.0, 1.0)
+        positive_fields(
             "repro",
-            landmarks=self.landmarks,
-            train_landmarks=self.train_landmarks,
-            images_per_landmark=self.images_per_landmark,
-            queries=self.queries,
-            gallery=self.gallery,
-            open_queries=self.open_queries,
-            open_gallery=self.open_gallery,
-            random_draws=self.random_draws,
-            k=self.k,
+            self,
+            "landmarks",
+            "train_landmarks",
+            "images_per_landmark",
+            "queries",
+            "gallery",
+            "open_queries",
+            "open_gallery",
+            "random_draws",
+            "k",
         )
         if self.train_landmarks >= self.landmarks:
             raise ConfigError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, load_config
+from visioncore.config import ConfigError, in_range, load_config, positive_fields
 
 __all__ = [
     "Config",
@@ -21,13 +21,6 @@ __all__ = [
     "TrainConfig",
     "get_config",
 ]
-
-
-def _positive(obj: object, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if value <= 0:
-            raise ConfigError(f"{type(obj).__name__}.{name} must be positive, got {value}")
 
 
 def _power_of_two(obj: object, *names: str) -> None:
@@ -68,8 +61,26 @@ class GeneratorConfig:
     image_resolution: int = 512
 
     def __post_init__(self) -> None:
-        _positive(self, "z_dim", "z_motion_dim", "w_dim", "mapping_layers", "plane_channels", "channel_base")
-        _positive(self, "channel_max", "motion_dim", "decoder_hidden", "n_coarse", "ray_start", "box_warp")
+        positive_fields(
+            "GeneratorConfig",
+            self,
+            "z_dim",
+            "z_motion_dim",
+            "w_dim",
+            "mapping_layers",
+            "plane_channels",
+            "channel_base",
+        )
+        positive_fields(
+            "GeneratorConfig",
+            self,
+            "channel_max",
+            "motion_dim",
+            "decoder_hidden",
+            "n_coarse",
+            "ray_start",
+            "box_warp",
+        )
         _power_of_two(self, "plane_resolution", "render_resolution", "sr_in_resolution", "image_resolution")
         if self.c_dim != 25:
             raise ConfigError(f"GeneratorConfig.c_dim must be 25 (EG3D camera vectors), got {self.c_dim}")
@@ -109,7 +120,15 @@ class DiscriminatorConfig:
 
     def __post_init__(self) -> None:
         _power_of_two(self, "resolution")
-        _positive(self, "channel_base", "channel_max", "cmap_dim", "mapping_layers", "mbstd_group")
+        positive_fields(
+            "DiscriminatorConfig",
+            self,
+            "channel_base",
+            "channel_max",
+            "cmap_dim",
+            "mapping_layers",
+            "mbstd_group",
+        )
 
 
 @dataclass
@@ -123,7 +142,7 @@ class DataConfig:
     hflip: bool = True
 
     def __post_init__(self) -> None:
-        _positive(self, "image_size")
+        positive_fields("DataConfig", self, "image_size")
         if self.num_frames < 2:
             raise ConfigError(f"DataConfig.num_frames must be >= 2, got {self.num_frames}")
 
@@ -157,21 +176,31 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _positive(self, "batch_size", "steps", "g_lr", "d_lr", "r1_every", "density_every", "density_points")
-        _positive(self, "log_every", "save_every", "keep_last")
-        for name in (
+        positive_fields(
+            "TrainConfig",
+            self,
+            "batch_size",
+            "steps",
+            "g_lr",
+            "d_lr",
+            "r1_every",
+            "density_every",
+            "density_points",
+        )
+        positive_fields("TrainConfig", self, "log_every", "save_every", "keep_last")
+        positive_fields(
+            "TrainConfig",
+            self,
             "image_weight",
             "video_weight",
             "r1_gamma",
             "density_reg",
             "density_noise",
             "blur_sigma",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+            allow_zero=True,
+        )
         for name in ("swap_prob_start", "swap_prob_end"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+            in_range(f"TrainConfig.{name}", getattr(self, name), 0.0, 1.0)
         if self.ema_rampup is not None and self.ema_rampup <= 0:
             raise ConfigError(f"TrainConfig.ema_rampup must be positive or null, got {self.ema_rampup}")
         if self.batch_size % 2:
@@ -194,7 +223,9 @@ class ReproConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
-        _positive(self, "clips", "num_frames", "resolution", "fvd_clips", "eval_samples", "workers")
+        positive_fields(
+            "ReproConfig", self, "clips", "num_frames", "resolution", "fvd_clips", "eval_samples", "workers"
+        )
         if not self.seeds:
             raise ConfigError("ReproConfig.seeds must name at least one seed")
         if self.clips < 2 * self.fvd_clips:

@@ -7,22 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, load_config
+from visioncore.config import ConfigError, in_range, load_config, positive_fields
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
-
-
-def _positive(**values: float) -> None:
-    for name, value in values.items():
-        _check(value > 0, f"{name} must be > 0, got {value}")
-
-
-def _fraction(**values: float) -> None:
-    for name, value in values.items():
-        _check(0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}")
 
 
 @dataclass
@@ -39,8 +29,9 @@ class TokenizerModelConfig:
     hit_window: int = 8  # assumed: window / dilation grid of the phase-2 attention blocks
 
     def __post_init__(self) -> None:
-        _positive(resolution=self.resolution, ch=self.ch, z_channels=self.z_channels, code_dim=self.code_dim,
-                  norm_groups=self.norm_groups, hit_window=self.hit_window)  # fmt: skip
+        positive_fields(
+            "model", self, "resolution", "ch", "z_channels", "code_dim", "norm_groups", "hit_window"
+        )
         _check(self.num_codes >= 2, f"model.num_codes must be >= 2, got {self.num_codes}")
         _check(self.num_res_blocks >= 0, f"model.num_res_blocks must be >= 0, got {self.num_res_blocks}")
         _check(
@@ -81,7 +72,7 @@ class LossConfig:
     perceptual_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        _fraction(**{"loss.alpha": self.alpha})
+        in_range("loss.alpha", self.alpha, 0.0, 1.0)
         _check(
             self.gamma >= 0 and self.l1_weight >= 0 and self.perceptual_weight >= 0,
             "loss weights must be >= 0",
@@ -101,7 +92,7 @@ class GanConfig:
 
     def __post_init__(self) -> None:
         _check(self.start >= 0 and self.warmup >= 0, "gan.start and gan.warmup must be >= 0")
-        _positive(**{"gan.ndf": self.ndf, "gan.n_layers": self.n_layers, "gan.lr": self.lr})
+        positive_fields("gan", self, "ndf", "n_layers", "lr")
         _check(self.weight >= 0 and self.max_adaptive_weight >= 0, "gan weights must be >= 0")
 
 
@@ -119,7 +110,7 @@ class DataConfig:
             self.labels in ("auto", "folders", "none"),
             f"data.labels must be auto, folders or none, got {self.labels!r}",
         )
-        _positive(**{"data.batch_size": self.batch_size})
+        positive_fields("data", self, "batch_size")
         _check(self.num_workers >= 0, "data.num_workers must be >= 0")
 
 
@@ -139,9 +130,7 @@ class OptimConfig:
     mixed_precision: str = "no"
 
     def __post_init__(self) -> None:
-        _positive(**{"train.steps": self.steps, "train.lr": self.lr, "train.grad_accum": self.grad_accum,
-                     "train.log_every": self.log_every, "train.save_every": self.save_every,
-                     "train.keep_last": self.keep_last})  # fmt: skip
+        positive_fields("train", self, "steps", "lr", "grad_accum", "log_every", "save_every", "keep_last")
         _check(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             f"train.betas must be 2 values in [0, 1), got {self.betas}",
@@ -150,7 +139,7 @@ class OptimConfig:
             self.warmup_steps >= 0 and self.weight_decay >= 0,
             "train.warmup_steps and weight_decay must be >= 0",
         )
-        _fraction(**{"train.min_lr_ratio": self.min_lr_ratio})
+        in_range("train.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         _check(
             self.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be no, fp16 or bf16"
         )
@@ -177,9 +166,9 @@ class TransformerModelConfig:
     num_classes: int = 1000
 
     def __post_init__(self) -> None:
-        _positive(dim=self.dim, depth=self.depth, heads=self.heads, mlp_ratio=self.mlp_ratio)
+        positive_fields("model", self, "dim", "depth", "heads", "mlp_ratio")
         _check(self.dim % self.heads == 0, f"transformer.dim {self.dim} not divisible by heads {self.heads}")
-        _fraction(dropout=self.dropout)
+        in_range("model.dropout", self.dropout, 0.0, 1.0)
         _check(self.num_classes >= 1, f"transformer.num_classes must be >= 1, got {self.num_classes}")
 
 
@@ -191,7 +180,7 @@ class SamplerConfig:
     top_k: int = 0  # AR only; 0 = off
 
     def __post_init__(self) -> None:
-        _positive(**{"sampler.steps": self.steps, "sampler.temperature": self.temperature})
+        positive_fields("sampler", self, "steps", "temperature")
         _check(
             self.confidence_noise >= 0 and self.top_k >= 0, "sampler.confidence_noise and top_k must be >= 0"
         )
@@ -208,7 +197,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in ("maskgit", "ar"), f"kind must be maskgit or ar, got {self.kind!r}")
-        _positive(batch_size=self.batch_size)
+        positive_fields("", self, "batch_size")
 
 
 @dataclass
@@ -242,12 +231,20 @@ class ReproConfig:
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1, "seeds must not be empty")
-        _positive(workers=self.workers, tokenizer_steps=self.tokenizer_steps, maskgit_steps=self.maskgit_steps,
-                  batch_size=self.batch_size, samples_per_class=self.samples_per_class,
-                  semantic_steps=self.semantic_steps, eval_steps=self.eval_steps)  # fmt: skip
+        positive_fields(
+            "",
+            self,
+            "workers",
+            "tokenizer_steps",
+            "maskgit_steps",
+            "batch_size",
+            "samples_per_class",
+            "semantic_steps",
+            "eval_steps",
+        )
         _check(self.phase2_steps >= 0 and self.gamma >= 0, "phase2_steps and gamma must be >= 0")
         _check(self.classifier_weight_decay >= 0, "classifier_weight_decay must be >= 0")
-        _fraction(min_classifier_acc=self.min_classifier_acc)
+        in_range("min_classifier_acc", self.min_classifier_acc, 0.0, 1.0)
         _check(8 <= self.digit_size <= self.canvas, "need 8 <= digit_size <= canvas")
         _check(0 < self.num_train < 1797, "num_train must lie in (0, 1797)")
         _check(self.tokenizer.resolution == self.canvas, "tokenizer.resolution must equal canvas")

@@ -26,7 +26,9 @@ __all__ = [
     "config_names",
     "in_range",
     "load_config",
+    "one_of",
     "positive",
+    "positive_fields",
     "save_config",
     "to_dict",
 ]
@@ -127,6 +129,18 @@ def positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def positive_fields(section: str, obj: Any, *fields: str, allow_zero: bool = False) -> None:
+    """``positive`` for several fields of one schema, named ``section.field`` in the error (``field`` at top level)."""
+    for field in fields:
+        positive(f"{section}.{field}" if section else field, getattr(obj, field), allow_zero=allow_zero)
+
+
+def one_of(name: str, value: Any, choices: Sequence[Any]) -> None:
+    """Refuse a value outside a fixed set of choices (a mode, a backbone name): call from ``__post_init__``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def in_range(name: str, value: float, low: float, high: float) -> None:
