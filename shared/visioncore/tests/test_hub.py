@@ -150,3 +150,25 @@ def test_unsaveable_required_argument(tmp_path):
     with pytest.raises(TypeError, match="inner"):
         NeedsModule(nn.Linear(2, 2)).save_pretrained(tmp_path / "unused")
     assert not (tmp_path / "unused").exists()
+
+
+def test_read_state_dict_unwraps_containers_and_names_bad_files(tmp_path):
+    from safetensors.torch import save_file
+
+    from visioncore.hub import read_state_dict
+
+    weights = {"a.weight": torch.arange(6.0).view(2, 3), "b.bias": torch.ones(2)}
+    torch.save({"model": {"state_dict": weights}, "epoch": 3}, tmp_path / "nested.pth")
+    save_file(weights, str(tmp_path / "flat.safetensors"))
+    for name in ("nested.pth", "flat.safetensors"):
+        state = read_state_dict(tmp_path / name)
+        assert set(state) == set(weights) and all(torch.equal(state[k], weights[k]) for k in weights)
+
+    torch.save({"epoch": 3, "args": "x"}, tmp_path / "meta.pth")
+    with pytest.raises(CheckpointError, match=r"meta\.pth: no tensors found \(top-level keys: epoch, args\)"):
+        read_state_dict(tmp_path / "meta.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"junk\.pth: cannot read checkpoint \(weights_only=True\)"):
+        read_state_dict(tmp_path / "junk.pth")
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth: weights file not found"):
+        read_state_dict(tmp_path / "missing.pth")

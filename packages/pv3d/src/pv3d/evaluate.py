@@ -90,28 +90,12 @@ def load_arcface(weights: str | Path) -> nn.Module:
 def _load_strict(net: nn.Module, weights: str | Path) -> nn.Module:
     """Every key and shape must match; otherwise ``CheckpointError`` (a ValueError) naming the file and the keys.
 
-    Reads safetensors, or anything else with ``torch.load(weights_only=True)`` (a plain state dict, possibly under
-    ``state_dict``, keys possibly prefixed ``module.`` by DataParallel)."""
-    from visioncore.hub import CheckpointError, _load_checked
+    Reads safetensors or ``torch.load(weights_only=True)`` (``visioncore.hub.read_state_dict``: a plain state dict,
+    possibly under ``state_dict``); keys possibly prefixed ``module.`` by DataParallel."""
+    from visioncore.hub import _load_checked, read_state_dict
 
-    path = Path(weights)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # zip, pickle, weights_only and safetensors errors all mean "not usable"
-        raise CheckpointError(f"{path}: cannot read weights (weights_only=True): {err}") from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: expected a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    _load_checked(net, state, source=path, strict=True)
+    state = {k.removeprefix("module."): v for k, v in read_state_dict(weights).items()}
+    _load_checked(net, state, source=Path(weights), strict=True)
     return net.eval()
 
 

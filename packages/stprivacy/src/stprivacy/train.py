@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from visioncore.config import to_dict
+from visioncore.hub import read_state_dict
 from visioncore.training import (
     CheckpointManager,
     check_finite,
@@ -75,14 +76,8 @@ def build_anonymizer(cfg: Config) -> STPrivacy:
         path = Path(cfg.model.pretrained)
         if not path.is_file():
             raise FileNotFoundError(f"model.pretrained: file not found: {path}")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
         state = inflate_image_checkpoint(
-            state, cfg.model.inflation, tubelet_frames=model.tubelet[0], grid=model.grid
+            read_state_dict(path), cfg.model.inflation, tubelet_frames=model.tubelet[0], grid=model.grid
         )
         try:
             model.load_state_dict(state, strict=False)

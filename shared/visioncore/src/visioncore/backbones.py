@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from timm.layers import resample_abs_pos_embed
 from timm.models import checkpoint_seq
 from timm.models.resnet import BasicBlock, Bottleneck
@@ -38,7 +37,7 @@ from timm.models.resnet import ResNet as TimmResNet
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from visioncore.hub import CheckpointError, LoadReport, _load_checked
+from visioncore.hub import CheckpointError, LoadReport, _load_checked, read_state_dict
 
 __all__ = [
     "CheckpointError",
@@ -327,34 +326,7 @@ def resnet101(weights: str | os.PathLike | None = None, **timm_kwargs: Any) -> R
 
 # ---------------------------------------------------------------------------------------------------- load_weights
 
-_CONTAINER_KEYS = ("model", "state_dict", "teacher")
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "timm_model.")
-
-
-def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, unwrapped from ``{"model"|"state_dict"|"teacher": ...}`` containers."""
-    try:
-        if path.suffix == ".safetensors":
-            obj: Any = load_file(path, device="cpu")
-        else:
-            obj = torch.load(path, weights_only=True, map_location="cpu")
-    except (
-        Exception
-    ) as err:  # pickle, zip, safetensors and weights_only errors all mean "cannot use this file"
-        raise CheckpointError(f"{path}: cannot read checkpoint (weights_only=True): {err}") from err
-    while isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            break
-        obj = inner
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
-    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise CheckpointError(
-            f"{path}: no tensors found (top-level keys: {', '.join(map(str, list(obj)[:10]))})"
-        )
-    return tensors
 
 
 def _apply_key_map(state: dict[str, torch.Tensor], key_map: KeyMap) -> dict[str, torch.Tensor]:
@@ -479,7 +451,7 @@ def load_weights(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
-    state = _read_checkpoint(path)
+    state = read_state_dict(path)
     if key_map is not None:
         state = _apply_key_map(state, key_map)
     model_keys = set(model.state_dict())

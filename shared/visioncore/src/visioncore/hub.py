@@ -35,7 +35,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_file
 from torch import nn
 
-__all__ = ["CheckpointError", "LoadReport", "PretrainedMixin"]
+__all__ = ["CheckpointError", "LoadReport", "PretrainedMixin", "read_state_dict"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -51,6 +51,42 @@ class LoadReport(NamedTuple):
 
     missing: list[str]
     unexpected: list[str]
+
+
+_CONTAINER_KEYS = ("model", "state_dict", "teacher")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a local weights file: ``.safetensors``, or anything else through ``torch.load(weights_only=True)``.
+
+    Unwraps ``{"model" | "state_dict" | "teacher": ...}`` containers (BLIP, DeiT/MAE, Lightning, DINO) and keeps the
+    tensor entries; keys are returned as stored. ``FileNotFoundError`` or ``CheckpointError`` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    try:
+        obj: Any = (
+            load_file(path, device="cpu")
+            if path.suffix == ".safetensors"
+            else torch.load(path, weights_only=True, map_location="cpu")
+        )
+    except (
+        Exception
+    ) as err:  # pickle, zip, safetensors and weights_only errors all mean "cannot use this file"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: cannot read checkpoint (weights_only=True): {first}") from None
+    while isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(obj).__name__}")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: no tensors found (top-level keys: {_listing([str(k) for k in obj])})")
+    return tensors
 
 
 def _listing(items: list[str]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from visioncore.hub import CheckpointError, PretrainedMixin
+from visioncore.hub import CheckpointError, PretrainedMixin, read_state_dict
 
 EXTRACTORS = ("squeezenet1_1", "resnet18", "smallcnn")
 
@@ -77,15 +77,7 @@ class FeatureExtractor(nn.Module):
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"extractor.weights: file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
 
 
 def build_extractor(

@@ -173,7 +173,7 @@ def load_vit_weights(vit: nn.Module, path: str | Path) -> None:
 
     from safetensors.torch import save_file
 
-    from visioncore.hub import CheckpointError
+    from visioncore.hub import CheckpointError, read_state_dict
 
     path = Path(path)
     if not path.is_file():
@@ -193,19 +193,6 @@ def load_vit_weights(vit: nn.Module, path: str | Path) -> None:
             _load(vit, tmp_path)
         except CheckpointError as err:
             raise BackboneError(str(err).replace(str(tmp_path), f"{path} (transformers layout)")) from None
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A flat tensor dict from a local .safetensors or torch file (``weights_only=True``)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle/zip/weights_only failures all mean the file is unusable
-        raise BackboneError(f"{path}: cannot read checkpoint ({err})") from None
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
 
 
 # (timm name, transformers 4.x name under encoder.layer.{i}., transformers 5.x name under layers.{i}.)
