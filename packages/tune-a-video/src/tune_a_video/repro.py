@@ -269,6 +269,27 @@ def pretrain_2d(cfg: ReproConfig, folder: Path, scheduler: DDPMScheduler, autoen
             "cpu_seconds": time.process_time() - cpu_start}  # fmt: skip
 
 
+def export_pretrained(cfg: ReproConfig, out: Path, log=print) -> Path:
+    """``make-tiny-sd --pretrain``: the repro's pretraining written as a complete Stable Diffusion folder (diffusers
+    layout: ``unet/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/`` (DDPM's linear schedule), ``vae/`` (the
+    luma/chroma latent; none in pixel space) and ``model_index.json``) that ``train --pretrained`` loads."""
+    out.mkdir(parents=True, exist_ok=True)
+    autoencoder = make_autoencoder(cfg)
+    scheduler = pixel_scheduler()
+    atomic_write_json(out / "pretrain.json", pretrain_2d(cfg, out, scheduler, autoencoder, log))
+    scheduler.save_pretrained(out / "scheduler")
+    index = {
+        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
+        "unet": ["diffusers", "UNet2DConditionModel"], "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDPMScheduler"],
+    }  # fmt: skip
+    if autoencoder is not None:
+        autoencoder.save_pretrained(out / "vae")
+        index["vae"] = ["tune_a_video.latent", "LumaChromaAutoencoder"]
+    atomic_write_json(out / "model_index.json", index)
+    return out
+
+
 @dataclass
 class Pretrained:
     folder: Path
