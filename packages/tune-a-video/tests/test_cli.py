@@ -83,6 +83,12 @@ def test_make_tiny_sd_pretrain_writes_an_sd_folder_that_train_loads(source_video
                  "--set", f"train_data.video_path={source_video_file}", "--set", "max_train_steps=2",
                  "--set", "validation_steps=2", "--set", "checkpointing_steps=2"])  # fmt: skip
     assert code == 0 and (tmp_path / "tuned" / "inv_latents" / "ddim_latent-2.pt").is_file()
+    # and the tuned pipeline folder (holding the weightless latent) samples an edit from its inversion
+    code = main(["generate", "--model", str(tmp_path / "tuned"), "--prompt", "a blue square moving right",
+                 "--inverted-latents", str(tmp_path / "tuned" / "inv_latents" / "ddim_latent-2.pt"),
+                 "--video-length", "4", "--height", "32", "--width", "32", "--steps", "2",
+                 "--out", str(tmp_path / "blue.gif"), "--device", "cpu"])  # fmt: skip
+    assert code == 0 and (tmp_path / "blue.gif").stat().st_size > 0
 
 
 def test_make_tiny_sd_refuses_pretraining_settings_without_pretrain(tmp_path, capsys):

@@ -118,6 +118,11 @@ def test_repro_runs_at_toy_size_and_reuses_its_cached_pretrained_model(tmp_path,
     assert [p["guidance"] for p in metrics["edit_vs_guidance"]] == [1.0, 3.0, 7.5, 12.5]
     assert all(0 <= p["edit_color_acc"] <= 1 for p in metrics["edit_vs_guidance"])
     (cache,) = (tmp_path / "pretrained").iterdir()
+    from tune_a_video.train import load_components
+
+    assert (
+        load_components(cache).vae.config.luma_scale == 4.0
+    )  # a complete SD folder (make-tiny-sd --pretrain's)
     assert json.loads((cache / "tokenizer/tokenizer_config.json").read_text())["model_max_length"] == 8
     assert json.loads((cache / "unet/config.json").read_text())["norm_num_groups"] == 8
     # the text encoder was pretrained jointly: its saved weights left the seeded initialisation

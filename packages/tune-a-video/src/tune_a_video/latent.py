@@ -53,6 +53,15 @@ class LumaChromaAutoencoder(ModelMixin, ConfigMixin):
         self.register_buffer("decoder_matrix", torch.linalg.inv(matrix).float(), persistent=False)
         self.register_buffer("offset", torch.tensor([luma_scale, 0.0, 0.0]), persistent=False)  # black -> 0
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: str | None = None, **kwargs):
+        """Built from ``config.json`` alone: the map has no weights (``save_pretrained`` writes none), so a pipeline
+        folder holding this latent loads with ``TuneAVideoPipeline.from_pretrained``."""
+        config = cls.load_config(pretrained_model_name_or_path, subfolder=subfolder)
+        model = cls.from_config(config).eval()
+        dtype = kwargs.get("torch_dtype")
+        return model if dtype is None else model.to(dtype)
+
     @staticmethod
     def _transform(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:

@@ -299,7 +299,7 @@ class Pretrained:
     info: dict
 
 
-def load_or_pretrain(cfg: ReproConfig, out: Path, autoencoder, log) -> Pretrained:
+def load_or_pretrain(cfg: ReproConfig, out: Path, log) -> Pretrained:
     """The pretrained 2-D model from ``out/pretrained/<key of its config>``, trained and cached there if absent.
 
     Always read back from disk, so a fresh run and a cached rerun continue from the same weights.
@@ -310,8 +310,7 @@ def load_or_pretrain(cfg: ReproConfig, out: Path, autoencoder, log) -> Pretraine
     else:
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        info = pretrain_2d(cfg, tmp, pixel_scheduler(), autoencoder, log)
-        atomic_write_json(tmp / "pretrain.json", info)
+        export_pretrained(cfg, tmp, log)  # a complete SD folder, as ``make-tiny-sd --pretrain`` writes
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)  # a killed run leaves only the .partial folder, never a half-written cache
     return Pretrained(
@@ -585,7 +584,7 @@ def run_repro(out: Path, config: str = "repro", overrides: list[str] | None = No
         log_file.write(line + "\n")
 
     autoencoder = make_autoencoder(cfg)
-    pre = load_or_pretrain(cfg, out, autoencoder, log)
+    pre = load_or_pretrain(cfg, out, log)
     inflation = inflation_diff(pre.folder)
     log(f"inflation_max_abs_diff {inflation:.2e}")
 

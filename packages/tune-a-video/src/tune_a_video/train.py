@@ -56,8 +56,7 @@ def load_vae(folder: Path):
     if config.is_file() and json.loads(config.read_text()).get("_class_name") == "LumaChromaAutoencoder":
         from .latent import LumaChromaAutoencoder
 
-        # a fixed map with no weights (its matrices follow from the config): built from config.json alone
-        return LumaChromaAutoencoder.from_config(LumaChromaAutoencoder.load_config(folder)).eval()
+        return LumaChromaAutoencoder.from_pretrained(folder)
     return AutoencoderKL.from_pretrained(folder)
 
 
