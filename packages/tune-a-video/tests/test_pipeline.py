@@ -184,3 +184,17 @@ def test_cli_generate_invert_and_evaluate_in_bf16(pipe, tmp_path, source_video_f
     still_frames[2, :, 0, 0] = 127
     save_video(still, still_frames, fps=4)
     assert evaluate_video_file(still, "x", tmp_path / "clip")["frame_consistency"] > 0.99
+
+
+def test_eta_ancestral_sampling_is_seeded_and_eta_zero_is_plain_ddim(pipe):
+    kwargs = dict(video_length=2, height=16, width=16, num_inference_steps=3, guidance_scale=3.0)
+
+    def run(seed, **extra):
+        return pipe("a cat", generator=torch.Generator().manual_seed(seed), **kwargs, **extra).videos
+
+    torch.testing.assert_close(run(0), run(0, eta=0.0))  # the default is deterministic DDIM
+    ancestral = run(0, eta=1.0)
+    torch.testing.assert_close(ancestral, run(0, eta=1.0))  # its step noise comes from the generator
+    assert (ancestral - run(0)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="eta"):
+        run(0, eta=1.5)

@@ -53,6 +53,10 @@ def test_luma_chroma_latent_is_exact_and_keeps_layout_across_colours():
     assert torch.allclose(ae.decode(latent).sample, frames, atol=1e-5)  # lossless
     assert torch.equal(ae.encode(frames).latent_dist.sample(), latent)  # deterministic posterior
     assert ae.encode(-torch.ones(1, 3, 2, 2)).latent_dist.mode().abs().max() < 1e-6  # black is 0
+    wide = LumaChromaAutoencoder(luma_scale=2.0, chroma_scale=0.5).to(
+        torch.float64
+    )  # nn.Module.to still works
+    torch.testing.assert_close(wide.encode(frames.double()).latent_dist.mode().float(), latent)
 
     def dist(a, b, to_latent):
         a, b = a.permute(1, 0, 2, 3), b.permute(1, 0, 2, 3)
@@ -65,6 +69,27 @@ def test_luma_chroma_latent_is_exact_and_keeps_layout_across_colours():
     assert dist(red, blue, False) > 0.6 * dist(red, shifted_blue, False)
     # ... in the latent the same place is much closer: the layout survives a colour change
     assert dist(red, blue, True) < 0.3 * dist(red, shifted_blue, True)
+
+
+def test_text_follow_classifier_is_right_on_the_training_images():
+    """The colour + area rule of text_follow_acc, with the data's median areas, accepts every training image (the
+    first reference, one centred object of 16 px, rejected about 2 %) and rejects a frame-filling field."""
+    from tune_a_video.data.synthetic import ShapeImages
+    from tune_a_video.repro import ReproConfig, nearest_color, reference_areas
+
+    cfg = ReproConfig()
+    areas = reference_areas(cfg)
+    assert areas["square"] > areas["circle"] > 16
+    images, captions = ShapeImages(16, cfg.colors, cfg.shapes, caption_dropout=0.0).sample(
+        256, np.random.default_rng(7)
+    )
+    objects = find_objects(images.permute(1, 0, 2, 3) / 2 + 0.5, cfg.object_threshold)
+    for i, caption in enumerate(captions):
+        _, color, shape = caption.split()[:3]
+        assert nearest_color(objects.color[i], cfg.colors) == color
+        assert 0.5 <= objects.area[i] / areas[shape] <= 2.0
+    field = find_objects(torch.ones(3, 1, 16, 16) * torch.tensor([0.0, 0.0, 1.0])[:, None, None, None], 0.3)
+    assert field.area[0] / areas["square"] > 2.0
 
 
 def test_per_frame_2d_wrapper_equals_the_2d_unet_on_each_frame(unet_2d):
@@ -93,6 +118,11 @@ def test_repro_runs_at_toy_size_and_reuses_its_cached_pretrained_model(tmp_path,
     assert [p["guidance"] for p in metrics["edit_vs_guidance"]] == [1.0, 3.0, 7.5, 12.5]
     assert all(0 <= p["edit_color_acc"] <= 1 for p in metrics["edit_vs_guidance"])
     (cache,) = (tmp_path / "pretrained").iterdir()
+    from tune_a_video.train import load_components
+
+    assert (
+        load_components(cache).vae.config.luma_scale == 4.0
+    )  # a complete SD folder (make-tiny-sd --pretrain's)
     assert json.loads((cache / "tokenizer/tokenizer_config.json").read_text())["model_max_length"] == 8
     assert json.loads((cache / "unet/config.json").read_text())["norm_num_groups"] == 8
     # the text encoder was pretrained jointly: its saved weights left the seeded initialisation

@@ -104,6 +104,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _make_tiny_sd(args: argparse.Namespace) -> None:
+    if args.pretrain:  # the repro's pretrained text-to-image model (coloured shapes), as an SD folder
+        from visioncore.config import config_from_args
+
+        from .repro import ReproConfig, export_pretrained
+
+        cfg = config_from_args(ReproConfig, args, package="tune_a_video")
+        print(export_pretrained(cfg, Path(args.out)))
+        return
+    if args.overrides or args.config != "repro":
+        raise ValueError("make-tiny-sd: --config/--set choose the pretraining settings; they need --pretrain")
     from .tiny_sd import make_tiny_sd
 
     print(make_tiny_sd(args.out, seed=args.seed))
@@ -190,9 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(p)
     p.set_defaults(fn=_evaluate)
 
-    p = sub.add_parser("make-tiny-sd", help="write a tiny random Stable Diffusion folder")
+    p = sub.add_parser(
+        "make-tiny-sd",
+        help="write a tiny random Stable Diffusion folder (--pretrain: the repro's trained one)",
+    )
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed of the random folder")
+    p.add_argument(
+        "--pretrain", action="store_true",
+        help="pretrain it on coloured shapes as the repro does (settings: --config, default repro, and --set)",
+    )  # fmt: skip
+    add_config_args(p, default="repro")
     p.set_defaults(fn=_make_tiny_sd)
 
     p = sub.add_parser("make-synthetic", help="write a synthetic source video + official-style config")

@@ -53,15 +53,24 @@ class LumaChromaAutoencoder(ModelMixin, ConfigMixin):
         self.register_buffer("decoder_matrix", torch.linalg.inv(matrix).float(), persistent=False)
         self.register_buffer("offset", torch.tensor([luma_scale, 0.0, 0.0]), persistent=False)  # black -> 0
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: str | None = None, **kwargs):
+        """Built from ``config.json`` alone: the map has no weights (``save_pretrained`` writes none), so a pipeline
+        folder holding this latent loads with ``TuneAVideoPipeline.from_pretrained``."""
+        config = cls.load_config(pretrained_model_name_or_path, subfolder=subfolder)
+        model = cls.from_config(config).eval()
+        dtype = kwargs.get("torch_dtype")
+        return model if dtype is None else model.to(dtype)
+
     @staticmethod
-    def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _transform(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images (b, 3, h, w), got shape {tuple(x.shape)}")
         return torch.einsum("ij,bjhw->bihw", matrix.to(x.dtype), x)
 
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput:
         """A deterministic posterior: ``latent_dist.mode()`` and ``.sample()`` both return the latent."""
-        mean = self._apply(self.encoder_matrix, x) + self.offset.to(x.dtype)[:, None, None]
+        mean = self._transform(self.encoder_matrix, x) + self.offset.to(x.dtype)[:, None, None]
         dist = DiagonalGaussianDistribution(
             torch.cat([mean, torch.zeros_like(mean)], dim=1), deterministic=True
         )
@@ -69,5 +78,5 @@ class LumaChromaAutoencoder(ModelMixin, ConfigMixin):
 
     def decode(self, z: torch.Tensor, return_dict: bool = True) -> DecoderOutput:
         return DecoderOutput(
-            sample=self._apply(self.decoder_matrix, z - self.offset.to(z.dtype)[:, None, None])
+            sample=self._transform(self.decoder_matrix, z - self.offset.to(z.dtype)[:, None, None])
         )

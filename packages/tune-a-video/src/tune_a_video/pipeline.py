@@ -156,9 +156,15 @@ class TuneAVideoPipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         output_type: str = "pt",
         negative_prompt: str = "",
+        eta: float = 0.0,
     ) -> TuneAVideoPipelineOutput:
-        """Sample videos (b, c, f, h, w) in [0, 1]; pass the inverted source ``latents`` to edit a tuned video."""
+        """Sample videos (b, c, f, h, w) in [0, 1]; pass the inverted source ``latents`` to edit a tuned video.
+
+        ``eta`` is DDIM's stochasticity (Song et al. Eq. 16): 0 = deterministic DDIM (the paper's sampler, needed
+        to follow inverted latents), 1 = ancestral, DDPM-like; its noise comes from ``generator``."""
         self._check_size(height, width)
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
         if output_type not in ("pt", "np", "pil"):
             raise ValueError(f"output_type must be 'pt', 'np' or 'pil', got {output_type!r}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -188,7 +194,8 @@ class TuneAVideoPipeline(DiffusionPipeline):
             if do_cfg:
                 uncond, cond = output.chunk(2)
                 output = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(output, t, latents).prev_sample
+            step_kwargs = {"eta": eta, "generator": generator} if eta > 0 else {}
+            latents = self.scheduler.step(output, t, latents, **step_kwargs).prev_sample
 
         videos = self.decode_latents(latents)
         if output_type == "np":

@@ -50,6 +50,16 @@ class Components:
     scheduler_config: dict
 
 
+def load_vae(folder: Path):
+    """``AutoencoderKL``, or the exact luma/chroma latent of ``make-tiny-sd --pretrain`` (named in its config)."""
+    config = folder / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("_class_name") == "LumaChromaAutoencoder":
+        from .latent import LumaChromaAutoencoder
+
+        return LumaChromaAutoencoder.from_pretrained(folder)
+    return AutoencoderKL.from_pretrained(folder)
+
+
 def load_components(path: str | Path) -> Components:
     """Everything from a Stable Diffusion folder; a folder without ``vae/`` means pixel space."""
     path = Path(path)
@@ -68,7 +78,7 @@ def load_components(path: str | Path) -> Components:
     return Components(
         tokenizer=CLIPTokenizer.from_pretrained(path, subfolder="tokenizer"),
         text_encoder=CLIPTextModel.from_pretrained(path, subfolder="text_encoder"),
-        vae=AutoencoderKL.from_pretrained(path, subfolder="vae") if (path / "vae").is_dir() else None,
+        vae=load_vae(path / "vae") if (path / "vae").is_dir() else None,
         unet=InflatedUNet3DConditionModel.from_pretrained_2d(path, subfolder="unet"),
         noise_scheduler=DDPMScheduler.from_config(
             {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
