@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from mist_videoqa.models.selection import MODES, RELAXATIONS
 from visioncore.config import ConfigError
 
-__all__ = ["ANSWER_POOLS", "PRESETS", "SELECTORS", "MISTConfig"]
+__all__ = ["ANSWER_POOLS", "PRESETS", "REGION_KEYS", "SELECTORS", "SELECTOR_INITS", "MISTConfig"]
 
 # learned: MIST's cascade; the others replace the segment selector (random, oracle) or the whole cascade with a
 # fixed token set of the same reader (uniform frames, mean-pooled frames, dense: every region) for the ablations.
 SELECTORS = ("learned", "random", "oracle", "uniform", "mean_pool", "dense")
 ANSWER_POOLS = ("cls", "mean")
+# what the region selector scores: the EncoderVid outputs (released) or the CLIP crop features themselves, the space
+# the CLIP text query q_feat lives in
+REGION_KEYS = ("encoded", "features")
+# selector projections: independent random (released) or linear_K starting as a copy of linear_Q, so that the
+# initial score is the CLIP similarity of question and candidate (through one random projection)
+SELECTOR_INITS = ("random", "tied")
 PRESETS = ("agqa", "nextqa", "nextqa-release", "star", "envqa", "tiny", "repro")
 
 
@@ -40,6 +46,8 @@ class MISTConfig:
     relax: str = "soft"  # soft | st (training relaxation of the topk mode)
     tau: float = 1.0
     selector: str = "learned"
+    region_keys: str = "encoded"  # encoded | features (see REGION_KEYS)
+    selector_init: str = "random"  # random | tied (see SELECTOR_INITS)
     question_blind: bool = False  # control: question tokens a learned constant, q_feat zero
     video_only: bool = False  # released NExT-QA variant: no question tokens, mean-pooled readout
     frame_as_region: bool = False  # released NExT-QA variant: the frame feature is a 17th region
@@ -84,6 +92,14 @@ class MISTConfig:
         if self.answer_pool not in ANSWER_POOLS:
             raise ConfigError(
                 f"model.answer_pool must be one of {', '.join(ANSWER_POOLS)}, got {self.answer_pool!r}"
+            )
+        if self.region_keys not in REGION_KEYS:
+            raise ConfigError(
+                f"model.region_keys must be one of {', '.join(REGION_KEYS)}, got {self.region_keys!r}"
+            )
+        if self.selector_init not in SELECTOR_INITS:
+            raise ConfigError(
+                f"model.selector_init must be one of {', '.join(SELECTOR_INITS)}, got {self.selector_init!r}"
             )
         if self.selector not in SELECTORS:
             raise ConfigError(f"model.selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")
