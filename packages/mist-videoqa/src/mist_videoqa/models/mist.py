@@ -164,15 +164,22 @@ class Selector(nn.Module):
         self.linear_K, self.norm_K = nn.Linear(k_dim, d_model), nn.LayerNorm(d_model, eps=LN_EPS)
         self.scale = 1.0 / math.sqrt(d_model) if scaled else 1.0
 
-    def tie_init(self) -> None:
-        """Start linear_K as a copy of linear_Q: the initial score is then the (LN-centred) similarity of question and
-        candidate through one random projection, rather than the product of two unrelated random projections, whose
-        scores carry no question-candidate similarity at all, so that selection has nothing to start from."""
+    def tie_init(self, std: float = 0.02) -> None:
+        """Start linear_Q and linear_K as one (semi-)orthogonal matrix with the released init's entry size ``std``.
+
+        The initial score is then the LN-centred cosine similarity of question and candidate in the input space (the
+        CLIP space of q_feat), rather than the product of two unrelated random projections, whose scores carry no
+        question-candidate similarity at all, so that selection has nothing to start from. Orthogonal rather than
+        Gaussian: a Gaussian projection perturbs inner products by ~sqrt(2/d), as much as the signal of a small object.
+        """
         if self.linear_K.weight.shape != self.linear_Q.weight.shape:
             raise ValueError("tied selector init needs candidates of the query's dimension")
         with torch.no_grad():
-            self.linear_K.weight.copy_(self.linear_Q.weight)
-            self.linear_K.bias.copy_(self.linear_Q.bias)
+            weight = self.linear_Q.weight
+            nn.init.orthogonal_(weight, gain=std * math.sqrt(max(weight.shape)))
+            self.linear_Q.bias.zero_()
+            self.linear_K.weight.copy_(weight)
+            self.linear_K.bias.zero_()
 
     def forward(self, q_feat: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """q_feat [B, Dq], keys [B, ..., N, Dk] -> scores [B, ..., N]."""
