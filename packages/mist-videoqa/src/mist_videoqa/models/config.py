@@ -12,7 +12,7 @@ __all__ = ["ANSWER_POOLS", "PRESETS", "REGION_KEYS", "SELECTORS", "SELECTOR_INIT
 # learned: MIST's cascade; the others replace the segment selector (random, oracle) or the whole cascade with a
 # fixed token set of the same reader (uniform frames, mean-pooled frames, dense: every region) for the ablations.
 SELECTORS = ("learned", "random", "oracle", "uniform", "mean_pool", "dense")
-ANSWER_POOLS = ("cls", "mean")
+ANSWER_POOLS = ("cls", "mean", "words")
 # what the region selector scores: the EncoderVid outputs (released) or the CLIP crop features themselves, the space
 # the CLIP text query q_feat lives in
 REGION_KEYS = ("encoded", "features")
@@ -52,7 +52,8 @@ class MISTConfig:
     video_only: bool = False  # released NExT-QA variant: no question tokens, mean-pooled readout
     frame_as_region: bool = False  # released NExT-QA variant: the frame feature is a 17th region
     # answer / candidate embedding from the answer BERT: "cls" (paper, AGQA release) or "mean" over the text's tokens
-    # (released NExT-QA variant; the repro's random tiny BERT, whose CLS is the same vector for every text)
+    # (released NExT-QA variant; the repro's random tiny BERT, whose CLS is the same vector for every text), or
+    # "words": the mean over the text's own tokens without [CLS] and the final [SEP], which every text shares
     answer_pool: str = "cls"
     mc: int = 0  # 0: open-ended over num_answers; else the number of choices
     num_answers: int = 171

@@ -415,8 +415,13 @@ class MIST(nn.Module, PretrainedMixin):
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Answer / candidate embeddings: the answer BERT's CLS (or its tokens' masked mean) -> Linear to d_model."""
         hidden = self.answer_bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        if self.config.answer_pool == "mean":
+        if self.config.answer_pool in ("mean", "words"):
             weights = mask.unsqueeze(-1).to(hidden.dtype)
+            if self.config.answer_pool == "words":  # drop [CLS] and the last real token ([SEP])
+                last = mask.sum(1).clamp(min=1) - 1
+                weights = weights.clone()
+                weights[:, 0] = 0
+                weights[torch.arange(mask.shape[0], device=mask.device), last] = 0
             return self.answer_proj((hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0))
         return self.answer_proj(hidden[:, 0])
 
