@@ -134,6 +134,13 @@ def test_answer_pool_mean_ignores_padding_and_separates_answers_that_cls_does_no
         assert torch.allclose(
             mean_model.encode_text(padded, padded_mask), mean_model.encode_text(ids, mask), atol=1e-5
         )
+        # without the [CLS] / [SEP] that every answer shares, the answers separate further still
+        words_model = MIST(dataclasses.replace(tiny_cfg, answer_pool="words")).eval()
+        words_model.load_state_dict(cls_model.state_dict())
+        assert spread(words_model, ids, mask) > 1.5 * spread(mean_model, ids, mask)
+        assert torch.allclose(
+            words_model.encode_text(padded, padded_mask), words_model.encode_text(ids, mask), atol=1e-5
+        )
     assert MISTConfig.preset("nextqa-release").answer_pool == "mean"
     assert MISTConfig.preset("agqa").answer_pool == "cls"
     with pytest.raises(ConfigError, match="answer_pool"):

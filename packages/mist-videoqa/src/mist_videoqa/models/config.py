@@ -43,7 +43,8 @@ class MISTConfig:
     qmax: int = 30
     amax: int = 38
     selection: str = "topk"  # topk | official
-    relax: str = "soft"  # soft | st (training relaxation of the topk mode)
+    relax: str = "soft"  # soft | subset | st (training relaxation of the topk mode)
+    region_relax: str = ""  # the region draws' relaxation if different ("" = relax)
     tau: float = 1.0
     selector: str = "learned"
     region_keys: str = "encoded"  # encoded | features (see REGION_KEYS)
@@ -90,6 +91,10 @@ class MISTConfig:
             raise ConfigError(f"model.selection must be one of {', '.join(MODES)}, got {self.selection!r}")
         if self.relax not in RELAXATIONS:
             raise ConfigError(f"model.relax must be one of {', '.join(RELAXATIONS)}, got {self.relax!r}")
+        if self.region_relax not in ("", *RELAXATIONS):
+            raise ConfigError(
+                f"model.region_relax must be '' or one of {', '.join(RELAXATIONS)}, got {self.region_relax!r}"
+            )
         if self.answer_pool not in ANSWER_POOLS:
             raise ConfigError(
                 f"model.answer_pool must be one of {', '.join(ANSWER_POOLS)}, got {self.answer_pool!r}"

@@ -282,7 +282,8 @@ class ISTA(nn.Module):
         else:
             keys = frames
         region_scores = self.reg_selector(q_feat, keys)  # [B, k*F, R], from (possibly blended) frames
-        relax = "st" if cfg.selector == "oracle" else cfg.relax  # the oracle is an upper bound only if hard
+        relax = cfg.region_relax or cfg.relax
+        relax = "st" if cfg.selector == "oracle" else relax  # the oracle is an upper bound only if hard
         reg_w = gumbel_topk(
             region_scores, cfg.topj, mode=cfg.selection, relax=relax, tau=cfg.tau, training=True
         )
@@ -489,4 +490,6 @@ class MIST(nn.Module, PretrainedMixin):
         """Names what produced an output: selection mode, training relaxation, and the selector if not learned."""
         cfg = self.config
         name = cfg.selection if cfg.selection == "official" else f"topk-{cfg.relax}"
+        if cfg.selection == "topk" and cfg.region_relax and cfg.region_relax != cfg.relax:
+            name += f"/regions-{cfg.region_relax}"
         return name if cfg.selector == "learned" else f"{name}/{cfg.selector}"
