@@ -280,5 +280,9 @@ def test_region_keys_features_scores_the_crops_in_training_and_evaluation(fake_b
     assert model.ista[0].reg_selector.linear_K.weight.grad.abs().sum() > 0  # soft training path scores the crops
     with pytest.raises(ConfigError, match="region_keys"):
         dataclasses.replace(cfg, region_keys="pixels")
+    with pytest.raises(ConfigError, match="region_relax"):
+        dataclasses.replace(cfg, region_relax="hard")
+    assert MIST(dataclasses.replace(cfg, relax="soft", region_relax="subset")).mode == "topk-soft/regions-subset"
+    assert MIST(dataclasses.replace(cfg, relax="subset", region_relax="subset")).mode == "topk-subset"
     with pytest.raises(ConfigError, match="selector_init"):
         dataclasses.replace(cfg, selector_init="identity")

@@ -26,7 +26,7 @@ from visioncore.files import atomic_write_json
 
 __all__ = ["DENSE_STEPS", "VARIANTS", "repro"]
 
-DENSE_STEPS = 500
+DENSE_STEPS = 300
 VARIANTS: dict[str, list[str]] = {
     "mist": [],
     "mist_2layer": ["model.n_ista=2"],
