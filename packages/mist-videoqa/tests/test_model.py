@@ -246,17 +246,28 @@ def _planted_video(cfg, event: int, key: torch.Tensor, b: int = 4, seed: int = 0
 
 
 @pytest.mark.parametrize("init,expect_found", [("tied", True), ("random", False)])
-def test_tied_selector_init_finds_the_queried_moment_before_training(fake_batch, tiny_cfg, init, expect_found):
+def test_tied_selector_init_finds_the_queried_moment_before_training(
+    fake_batch, tiny_cfg, init, expect_found
+):
     """The acceptance run's failure (README, Diagnosis): with independent random query / key projections the
     selectors' initial scores carry no question-candidate similarity, so the soft selection has nothing to start
     from. With ``selector_init=tied`` and ``region_keys=features`` an untrained model already picks the segment and
     the crops that match q_feat."""
     cfg = dataclasses.replace(
-        tiny_cfg, n_ista=1, feature_dim=64, d_model=64, selector_init=init, region_keys="features", topk=1, topj=1
+        tiny_cfg,
+        n_ista=1,
+        feature_dim=64,
+        d_model=64,
+        selector_init=init,
+        region_keys="features",
+        topk=1,
+        topj=1,
     )
     torch.manual_seed(0)
     model = MIST(cfg).eval()
-    key = torch.nn.functional.normalize(torch.randn(cfg.feature_dim, generator=torch.Generator().manual_seed(1)), dim=0)
+    key = torch.nn.functional.normalize(
+        torch.randn(cfg.feature_dim, generator=torch.Generator().manual_seed(1)), dim=0
+    )
     event = 5
     video, places = _planted_video(cfg, event, key)
     batch = fake_batch(cfg, b=4)
@@ -277,12 +288,16 @@ def test_region_keys_features_scores_the_crops_in_training_and_evaluation(fake_b
     assert model.ista[0].reg_selector.linear_K.in_features == cfg.feature_dim
     batch = fake_batch(cfg)
     model(**batch).logits.sum().backward()
-    assert model.ista[0].reg_selector.linear_K.weight.grad.abs().sum() > 0  # soft training path scores the crops
+    assert (
+        model.ista[0].reg_selector.linear_K.weight.grad.abs().sum() > 0
+    )  # soft training path scores the crops
     with pytest.raises(ConfigError, match="region_keys"):
         dataclasses.replace(cfg, region_keys="pixels")
     with pytest.raises(ConfigError, match="region_relax"):
         dataclasses.replace(cfg, region_relax="hard")
-    assert MIST(dataclasses.replace(cfg, relax="soft", region_relax="subset")).mode == "topk-soft/regions-subset"
+    assert (
+        MIST(dataclasses.replace(cfg, relax="soft", region_relax="subset")).mode == "topk-soft/regions-subset"
+    )
     assert MIST(dataclasses.replace(cfg, relax="subset", region_relax="subset")).mode == "topk-subset"
     with pytest.raises(ConfigError, match="selector_init"):
         dataclasses.replace(cfg, selector_init="identity")

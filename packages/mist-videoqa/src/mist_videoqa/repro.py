@@ -246,7 +246,9 @@ def repro(
         make_synthetic(out / "data", "agqa", _data_spec(cfg))
     # seed-major, gated comparisons first: an interrupted run still leaves complete early seeds; the dense run
     # (seed 0 only, ungated, about ten MIST runs of CPU) goes last
-    jobs = [(v, s, args.config, list(args.overrides), str(out)) for s in seeds for v in VARIANTS if v != "dense"]
+    jobs = [
+        (v, s, args.config, list(args.overrides), str(out)) for s in seeds for v in VARIANTS if v != "dense"
+    ]
     jobs.append(("dense", seeds[0], args.config, list(args.overrides), str(out)))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if report_only:
