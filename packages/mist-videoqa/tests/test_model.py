@@ -13,15 +13,16 @@ def test_token_shapes_and_sequence_length(fake_batch, tiny_cfg):
     model = MIST(tiny_cfg).eval()
     layer = model.ista[0]
     batch = fake_batch(tiny_cfg)
-    pool = model.encode_vid(batch["video"][:, :, 1:])
+    crops = batch["video"][:, :, 1:]
+    pool = model.encode_vid(crops)
     seg = torch.randn(3, tiny_cfg.num_segments, tiny_cfg.feature_dim)
-    tokens, sel = layer.select(batch["q_feat"], seg, pool, None)
+    tokens, sel = layer.select(batch["q_feat"], seg, pool, crops, None)
     k, f, j = tiny_cfg.topk, tiny_cfg.frames_per_segment, tiny_cfg.topj
     assert tokens.shape == (3, k * f * j, tiny_cfg.d_model)
     assert sel.segments.shape == (3, k) and sel.regions.shape == (3, k * f, j)
     assert tiny_cfg.seq_len == tiny_cfg.qmax + tiny_cfg.num_segments + k * f * j
     words = torch.randn(3, tiny_cfg.qmax, tiny_cfg.bert_hidden)
-    out, q, s, _ = layer(batch["q_feat"], torch.ones(3, tiny_cfg.qmax), words, seg, pool)
+    out, q, s, _ = layer(batch["q_feat"], torch.ones(3, tiny_cfg.qmax), words, seg, pool, crops)
     assert out.shape == (3, tiny_cfg.seq_len, tiny_cfg.d_model)
     assert q.shape == (3, tiny_cfg.qmax, tiny_cfg.d_model) and s.shape == (
         3,
@@ -133,6 +134,13 @@ def test_answer_pool_mean_ignores_padding_and_separates_answers_that_cls_does_no
         assert torch.allclose(
             mean_model.encode_text(padded, padded_mask), mean_model.encode_text(ids, mask), atol=1e-5
         )
+        # without the [CLS] / [SEP] that every answer shares, the answers separate further still
+        words_model = MIST(dataclasses.replace(tiny_cfg, answer_pool="words")).eval()
+        words_model.load_state_dict(cls_model.state_dict())
+        assert spread(words_model, ids, mask) > 1.5 * spread(mean_model, ids, mask)
+        assert torch.allclose(
+            words_model.encode_text(padded, padded_mask), words_model.encode_text(ids, mask), atol=1e-5
+        )
     assert MISTConfig.preset("nextqa-release").answer_pool == "mean"
     assert MISTConfig.preset("agqa").answer_pool == "cls"
     with pytest.raises(ConfigError, match="answer_pool"):
@@ -220,3 +228,76 @@ def test_presets_run_at_tiny_width(fake_batch, tiny_cfg, preset):
     if preset == "nextqa-release":  # one one-frame segment, all 16 crops + the frame as a 17th region
         assert out.mode == "official" and out.selections[0].regions.shape == (2, 1, 16)
         assert cfg.seq_len == 32 + 16  # video-only: segments + region tokens, no question slots
+
+
+def _planted_video(cfg, event: int, key: torch.Tensor, b: int = 4, seed: int = 0):
+    """Random unit crops; in every frame of segment ``event`` one crop (at a random place) is the query ``key``."""
+    g = torch.Generator().manual_seed(seed)
+    crops = torch.nn.functional.normalize(
+        torch.randn(b, cfg.num_frames, cfg.num_regions, cfg.feature_dim, generator=g), dim=-1
+    )
+    f = cfg.frames_per_segment
+    places = torch.randint(cfg.num_regions, (b, f), generator=g)
+    for i in range(b):
+        for j in range(f):
+            crops[i, event * f + j, places[i, j]] = key
+    video = torch.cat([crops.mean(2, keepdim=True), crops], dim=2)  # slot 0: the frame = mean of its crops
+    return video, places
+
+
+@pytest.mark.parametrize("init,expect_found", [("tied", True), ("random", False)])
+def test_tied_selector_init_finds_the_queried_moment_before_training(
+    fake_batch, tiny_cfg, init, expect_found
+):
+    """The acceptance run's failure (README, Diagnosis): with independent random query / key projections the
+    selectors' initial scores carry no question-candidate similarity, so the soft selection has nothing to start
+    from. With ``selector_init=tied`` and ``region_keys=features`` an untrained model already picks the segment and
+    the crops that match q_feat."""
+    cfg = dataclasses.replace(
+        tiny_cfg,
+        n_ista=1,
+        feature_dim=64,
+        d_model=64,
+        selector_init=init,
+        region_keys="features",
+        topk=1,
+        topj=1,
+    )
+    torch.manual_seed(0)
+    model = MIST(cfg).eval()
+    key = torch.nn.functional.normalize(
+        torch.randn(cfg.feature_dim, generator=torch.Generator().manual_seed(1)), dim=0
+    )
+    event = 5
+    video, places = _planted_video(cfg, event, key)
+    batch = fake_batch(cfg, b=4)
+    batch["video"], batch["q_feat"] = video, key.expand(4, -1)
+    sel = model(**batch).selections[0]
+    found_segment = (sel.segments[:, 0] == event).all()
+    found_regions = torch.equal(sel.regions[:, :, 0], places)
+    assert bool(found_segment and found_regions) == expect_found
+    if init == "tied":  # linear_K starts as a copy of linear_Q, and both then train independently
+        layer = model.ista[0]
+        assert torch.equal(layer.seg_selector.linear_K.weight, layer.seg_selector.linear_Q.weight)
+        assert torch.equal(layer.reg_selector.linear_K.weight, layer.reg_selector.linear_Q.weight)
+
+
+def test_region_keys_features_scores_the_crops_in_training_and_evaluation(fake_batch, tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, region_keys="features", selector_init="tied")
+    model = MIST(cfg)
+    assert model.ista[0].reg_selector.linear_K.in_features == cfg.feature_dim
+    batch = fake_batch(cfg)
+    model(**batch).logits.sum().backward()
+    assert (
+        model.ista[0].reg_selector.linear_K.weight.grad.abs().sum() > 0
+    )  # soft training path scores the crops
+    with pytest.raises(ConfigError, match="region_keys"):
+        dataclasses.replace(cfg, region_keys="pixels")
+    with pytest.raises(ConfigError, match="region_relax"):
+        dataclasses.replace(cfg, region_relax="hard")
+    assert (
+        MIST(dataclasses.replace(cfg, relax="soft", region_relax="subset")).mode == "topk-soft/regions-subset"
+    )
+    assert MIST(dataclasses.replace(cfg, relax="subset", region_relax="subset")).mode == "topk-subset"
+    with pytest.raises(ConfigError, match="selector_init"):
+        dataclasses.replace(cfg, selector_init="identity")

@@ -77,6 +77,19 @@ def test_gumbel_topk_modes():
     assert many.max() < probs.max() and many.min() > probs.min()
 
 
+def test_soft_subset_relaxation_moves_the_second_pick_off_the_best_candidate():
+    torch.manual_seed(0)
+    confident = torch.tensor([[0.0, 12.0, 9.0, 0.0, 0.0]], requires_grad=True)
+    repeat = torch.stack([gumbel_topk(confident, 2, relax="soft") for _ in range(50)])
+    subset = torch.stack([gumbel_topk(confident, 2, relax="subset") for _ in range(50)])
+    # with replacement the second pick is the best candidate again; without, its mass moves to the runner-up
+    assert repeat[:, 0, 1, 1].mean() > 0.8 and subset[:, 0, 1, 1].mean() < 0.6
+    assert subset[:, 0, 1, 2].mean() > 0.4 and subset[:, 0, 0, 1].mean() > 0.8
+    assert ((subset > 0) & (subset < 1)).all() and torch.allclose(subset.sum(-1), torch.ones(50, 1, 2))
+    subset[:, 0, 1, 2].sum().backward()
+    assert confident.grad.abs().sum() > 0
+
+
 def test_gumbel_topk_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         gumbel_topk(torch.zeros(1, 3), 1, mode="greedy")

@@ -77,6 +77,23 @@ def test_min_lr_ratio_is_validated():
         load_train_config("tiny", ["train.min_lr_ratio=1.5"])
 
 
+def test_selector_lr_ratio_puts_the_selectors_in_a_slower_group():
+    from mist_videoqa.models import MIST
+    from mist_videoqa.train import _param_groups
+
+    with pytest.raises(ConfigError, match="selector_lr_ratio"):
+        load_train_config("tiny", ["train.selector_lr_ratio=0"])
+    cfg = load_train_config("tiny", ["train.selector_lr_ratio=0.1"])
+    model = MIST(cfg.model)
+    rest, slow = _param_groups(model, cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert slow["lr"] == pytest.approx(0.1 * cfg.train.lr) and "lr" not in rest
+    assert {names[id(p)].split(".")[2] for p in slow["params"]} == {"seg_selector", "reg_selector"}
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for g in (rest, slow) for p in g["params"]) == total
+    assert len(_param_groups(model, load_train_config("tiny"))) == 1  # ratio 1: one group, as before
+
+
 def test_bert_folder_initialises_both_text_encoders(data_root, tmp_path):
     from mist_videoqa.data.dataset import load_tokenizer
     from mist_videoqa.train import bert_config_fields, build_model

@@ -39,6 +39,8 @@ def demo(out: Path, *, device: torch.device | None = None) -> dict[str, Any]:
             "data.val_split=''",
             "model.n_ista=1",
             f"model.selector={selector}",
+            "model.selector_init=tied",  # the repro's selector settings (README, Diagnosis)
+            "model.region_keys=features",
         ]
         overrides += [
             f"train.steps={STEPS}",

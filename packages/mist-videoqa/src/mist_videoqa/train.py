@@ -107,6 +107,16 @@ def qa_loss(logits: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
     return (total * known).sum() / known.sum().clamp(min=1)
 
 
+def _param_groups(model: MIST, cfg: RunConfig) -> list[dict[str, Any]]:
+    """All trainable parameters; the segment / region selectors at ``train.selector_lr_ratio`` x lr."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    selector = [p for n, p in named if "_selector." in n]
+    rest = [p for n, p in named if "_selector." not in n]
+    if cfg.train.selector_lr_ratio == 1.0 or not selector:
+        return [{"params": rest + selector}]
+    return [{"params": rest}, {"params": selector, "lr": cfg.train.lr * cfg.train.selector_lr_ratio}]
+
+
 def _mixed_precision(dtype: str) -> str:
     return {"fp32": "no", "fp16": "fp16", "bf16": "bf16"}[dtype]
 
@@ -144,7 +154,7 @@ def train(
     # CLIP is not part of the model (features are precomputed); every other parameter trains, as released.
     params = [p for p in model.parameters() if p.requires_grad]
     # foreach: one fused update over all tensors instead of ~10 small ops per tensor (same Adam)
-    optimizer = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=0.0, foreach=True)
+    optimizer = torch.optim.Adam(_param_groups(model, cfg), lr=cfg.train.lr, weight_decay=0.0, foreach=True)
     scheduler = warmup_cosine_schedule(
         optimizer, cfg.train.warmup_steps, cfg.train.steps, min_ratio=cfg.train.min_lr_ratio
     )

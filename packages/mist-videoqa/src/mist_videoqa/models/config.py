@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from mist_videoqa.models.selection import MODES, RELAXATIONS
 from visioncore.config import ConfigError
 
-__all__ = ["ANSWER_POOLS", "PRESETS", "SELECTORS", "MISTConfig"]
+__all__ = ["ANSWER_POOLS", "PRESETS", "REGION_KEYS", "SELECTORS", "SELECTOR_INITS", "MISTConfig"]
 
 # learned: MIST's cascade; the others replace the segment selector (random, oracle) or the whole cascade with a
 # fixed token set of the same reader (uniform frames, mean-pooled frames, dense: every region) for the ablations.
 SELECTORS = ("learned", "random", "oracle", "uniform", "mean_pool", "dense")
-ANSWER_POOLS = ("cls", "mean")
+ANSWER_POOLS = ("cls", "mean", "words")
+# what the region selector scores: the EncoderVid outputs (released) or the CLIP crop features themselves, the space
+# the CLIP text query q_feat lives in
+REGION_KEYS = ("encoded", "features")
+# selector projections: independent random (released) or linear_K starting as a copy of linear_Q, so that the
+# initial score is the CLIP similarity of question and candidate (through one random projection)
+SELECTOR_INITS = ("random", "tied")
 PRESETS = ("agqa", "nextqa", "nextqa-release", "star", "envqa", "tiny", "repro")
 
 
@@ -37,14 +43,18 @@ class MISTConfig:
     qmax: int = 30
     amax: int = 38
     selection: str = "topk"  # topk | official
-    relax: str = "soft"  # soft | st (training relaxation of the topk mode)
+    relax: str = "soft"  # soft | subset | st (training relaxation of the topk mode)
+    region_relax: str = ""  # the region draws' relaxation if different ("" = relax)
     tau: float = 1.0
     selector: str = "learned"
+    region_keys: str = "encoded"  # encoded | features (see REGION_KEYS)
+    selector_init: str = "random"  # random | tied (see SELECTOR_INITS)
     question_blind: bool = False  # control: question tokens a learned constant, q_feat zero
     video_only: bool = False  # released NExT-QA variant: no question tokens, mean-pooled readout
     frame_as_region: bool = False  # released NExT-QA variant: the frame feature is a 17th region
     # answer / candidate embedding from the answer BERT: "cls" (paper, AGQA release) or "mean" over the text's tokens
-    # (released NExT-QA variant; the repro's random tiny BERT, whose CLS is the same vector for every text)
+    # (released NExT-QA variant; the repro's random tiny BERT, whose CLS is the same vector for every text), or
+    # "words": the mean over the text's own tokens without [CLS] and the final [SEP], which every text shares
     answer_pool: str = "cls"
     mc: int = 0  # 0: open-ended over num_answers; else the number of choices
     num_answers: int = 171
@@ -81,9 +91,21 @@ class MISTConfig:
             raise ConfigError(f"model.selection must be one of {', '.join(MODES)}, got {self.selection!r}")
         if self.relax not in RELAXATIONS:
             raise ConfigError(f"model.relax must be one of {', '.join(RELAXATIONS)}, got {self.relax!r}")
+        if self.region_relax not in ("", *RELAXATIONS):
+            raise ConfigError(
+                f"model.region_relax must be '' or one of {', '.join(RELAXATIONS)}, got {self.region_relax!r}"
+            )
         if self.answer_pool not in ANSWER_POOLS:
             raise ConfigError(
                 f"model.answer_pool must be one of {', '.join(ANSWER_POOLS)}, got {self.answer_pool!r}"
+            )
+        if self.region_keys not in REGION_KEYS:
+            raise ConfigError(
+                f"model.region_keys must be one of {', '.join(REGION_KEYS)}, got {self.region_keys!r}"
+            )
+        if self.selector_init not in SELECTOR_INITS:
+            raise ConfigError(
+                f"model.selector_init must be one of {', '.join(SELECTOR_INITS)}, got {self.selector_init!r}"
             )
         if self.selector not in SELECTORS:
             raise ConfigError(f"model.selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")

@@ -164,6 +164,23 @@ class Selector(nn.Module):
         self.linear_K, self.norm_K = nn.Linear(k_dim, d_model), nn.LayerNorm(d_model, eps=LN_EPS)
         self.scale = 1.0 / math.sqrt(d_model) if scaled else 1.0
 
+    def tie_init(self, std: float = 0.02) -> None:
+        """Start linear_Q and linear_K as one (semi-)orthogonal matrix with the released init's entry size ``std``.
+
+        The initial score is then the LN-centred cosine similarity of question and candidate in the input space (the
+        CLIP space of q_feat), rather than the product of two unrelated random projections, whose scores carry no
+        question-candidate similarity at all, so that selection has nothing to start from. Orthogonal rather than
+        Gaussian: a Gaussian projection perturbs inner products by ~sqrt(2/d), as much as the signal of a small object.
+        """
+        if self.linear_K.weight.shape != self.linear_Q.weight.shape:
+            raise ValueError("tied selector init needs candidates of the query's dimension")
+        with torch.no_grad():
+            weight = self.linear_Q.weight
+            nn.init.orthogonal_(weight, gain=std * math.sqrt(max(weight.shape)))
+            self.linear_Q.bias.zero_()
+            self.linear_K.weight.copy_(weight)
+            self.linear_K.bias.zero_()
+
     def forward(self, q_feat: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """q_feat [B, Dq], keys [B, ..., N, Dk] -> scores [B, ..., N]."""
         q = self.norm_Q(self.linear_Q(q_feat))
@@ -197,7 +214,8 @@ class ISTA(nn.Module):
         self.mmt = Transformer(cfg.n_blocks, d, cfg.n_heads, cfg.d_ff, cfg.dropout)
         scaled = cfg.selection == "topk"
         self.seg_selector = Selector(cfg.feature_dim, seg_dim, d, scaled)
-        self.reg_selector = Selector(cfg.feature_dim, d, d, scaled)
+        region_key_dim = cfg.feature_dim if cfg.region_keys == "features" else d
+        self.reg_selector = Selector(cfg.feature_dim, region_key_dim, d, scaled)
         self.linear_video, self.norm_video = nn.Linear(seg_dim, d), nn.LayerNorm(d, eps=LN_EPS)
         self.linear_patch, self.norm_patch = nn.Linear(d, d), nn.LayerNorm(d, eps=LN_EPS)
         if not cfg.video_only:
@@ -226,9 +244,18 @@ class ISTA(nn.Module):
         return None
 
     def select(
-        self, q_feat: torch.Tensor, seg: torch.Tensor, pool: torch.Tensor, event: torch.Tensor | None
+        self,
+        q_feat: torch.Tensor,
+        seg: torch.Tensor,
+        pool: torch.Tensor,
+        crops: torch.Tensor,
+        event: torch.Tensor | None,
     ) -> tuple[torch.Tensor, LayerSelection]:
-        """Region tokens [B, N, d] for the transformer, and the indices chosen."""
+        """Region tokens [B, N, d] for the transformer, and the indices chosen.
+
+        ``pool`` [B, T, R, d] are the encoded regions (the tokens), ``crops`` [B, T, R, D] the crop features as read;
+        the region selector scores ``crops`` if ``region_keys`` is ``features``, else ``pool`` (released).
+        """
         cfg = self.cfg
         if cfg.selector in ("uniform", "mean_pool", "dense"):
             return self._fixed_tokens(pool), LayerSelection(None, None)
@@ -236,8 +263,9 @@ class ISTA(nn.Module):
         f = cfg.frames_per_segment
         scores = self.seg_selector(q_feat, seg)  # [B, S]
         forced = self._segment_choice(scores, event)
+        keys = crops if cfg.region_keys == "features" else pool
         if not self.training and cfg.selection == "topk":
-            region_scores = self.reg_selector(q_feat, pool)  # [B, T, R]
+            region_scores = self.reg_selector(q_feat, keys)  # [B, T, R]
             sel = cascade_select(
                 scores if forced is None else forced, region_scores, pool, topk=cfg.topk, topj=cfg.topj
             )
@@ -249,8 +277,13 @@ class ISTA(nn.Module):
         else:
             seg_w = hard_topk(forced, cfg.topk)[1].detach()
         frames = (seg_w @ pool.reshape(b, cfg.num_segments, -1)).view(b, cfg.topk * f, r, d)
-        region_scores = self.reg_selector(q_feat, frames)  # [B, k*F, R], from (possibly blended) frames
-        relax = "st" if cfg.selector == "oracle" else cfg.relax  # the oracle is an upper bound only if hard
+        if cfg.region_keys == "features":  # the same blend of the crop features, scored in their own space
+            keys = (seg_w @ crops.reshape(b, cfg.num_segments, -1)).view(b, cfg.topk * f, r, -1)
+        else:
+            keys = frames
+        region_scores = self.reg_selector(q_feat, keys)  # [B, k*F, R], from (possibly blended) frames
+        relax = cfg.region_relax or cfg.relax
+        relax = "st" if cfg.selector == "oracle" else relax  # the oracle is an upper bound only if hard
         reg_w = gumbel_topk(
             region_scores, cfg.topj, mode=cfg.selection, relax=relax, tau=cfg.tau, training=True
         )
@@ -266,10 +299,11 @@ class ISTA(nn.Module):
         words: torch.Tensor,
         seg: torch.Tensor,
         pool: torch.Tensor,
+        crops: torch.Tensor,
         event: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, LayerSelection]:
         """-> (all output tokens, output question tokens, output segment tokens, selection)."""
-        tokens, selection = self.select(q_feat, seg, pool, event)
+        tokens, selection = self.select(q_feat, seg, pool, crops, event)
         parts = [] if self.cfg.video_only else [self.norm_question(F.gelu(self.linear_question(words)))]
         parts += [
             self.norm_video(F.gelu(self.linear_video(seg))),
@@ -323,6 +357,8 @@ class MIST(nn.Module, PretrainedMixin):
         self.ista = nn.ModuleList(layers)
         self.vqproj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.d_model, cfg.d_model))
         self.apply(self._init_weights)
+        if cfg.selector_init == "tied":
+            self._tie_selectors()
         self.question_bert = _bert(cfg)
         self.answer_bert = _bert(cfg)
         self.answer_proj = nn.Linear(cfg.bert_hidden, cfg.d_model)
@@ -338,6 +374,15 @@ class MIST(nn.Module, PretrainedMixin):
         if self.config.frame_as_region:  # the whole frame as a 17th region
             boxes = torch.cat([boxes, torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0]])])
         return boxes
+
+    def _tie_selectors(self) -> None:
+        """Tied init for the selectors that compare q_feat with CLIP-space candidates: the first layer's segment
+        selector (segment means of CLIP frame features) and, with ``region_keys=features``, every region selector.
+        Later layers' segment selectors score transformer outputs, which share no space with q_feat."""
+        self.ista[0].seg_selector.tie_init()
+        if self.config.region_keys == "features":
+            for layer in self.ista:
+                layer.reg_selector.tie_init()
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -371,8 +416,13 @@ class MIST(nn.Module, PretrainedMixin):
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Answer / candidate embeddings: the answer BERT's CLS (or its tokens' masked mean) -> Linear to d_model."""
         hidden = self.answer_bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        if self.config.answer_pool == "mean":
+        if self.config.answer_pool in ("mean", "words"):
             weights = mask.unsqueeze(-1).to(hidden.dtype)
+            if self.config.answer_pool == "words":  # drop [CLS] and the last real token ([SEP])
+                last = mask.sum(1).clamp(min=1) - 1
+                weights = weights.clone()
+                weights[:, 0] = 0
+                weights[torch.arange(mask.shape[0], device=mask.device), last] = 0
             return self.answer_proj((hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0))
         return self.answer_proj(hidden[:, 0])
 
@@ -421,7 +471,7 @@ class MIST(nn.Module, PretrainedMixin):
         words, q_mask = self._question_tokens(question_ids, question_mask)
         outputs, selections = [], []
         for layer in self.ista:
-            out, words, seg, selection = layer(q_feat, q_mask, words, seg, pool, event_segment)
+            out, words, seg, selection = layer(q_feat, q_mask, words, seg, pool, crops, event_segment)
             outputs.append(out.mean(dim=1) if cfg.video_only else out[:, 0])
             selections.append(selection)
         fusion = self.vqproj(torch.stack(outputs).sum(dim=0))  # readout: sum of the per-layer CLS outputs
@@ -440,4 +490,6 @@ class MIST(nn.Module, PretrainedMixin):
         """Names what produced an output: selection mode, training relaxation, and the selector if not learned."""
         cfg = self.config
         name = cfg.selection if cfg.selection == "official" else f"topk-{cfg.relax}"
+        if cfg.selection == "topk" and cfg.region_relax and cfg.region_relax != cfg.relax:
+            name += f"/regions-{cfg.region_relax}"
         return name if cfg.selector == "learned" else f"{name}/{cfg.selector}"

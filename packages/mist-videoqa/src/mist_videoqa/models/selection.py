@@ -6,7 +6,7 @@ Two ways to choose ``k`` of ``n`` candidates from their scores:
   Gumbel-softmax draws that take the *probabilities* as logits (tau 1). Draws can repeat and sampling stays on at
   evaluation, so evaluation is stochastic.
 * ``topk`` (our default): training draws ``k`` Gumbel-softmax samples from the log-probabilities, soft
-  (``relax="soft"``), or ``k`` distinct hard picks (Gumbel-top-k) straight-through (``relax="st"``); evaluation takes the ``k`` best candidates without
+  (``relax="soft"``, with replacement), soft without replacement (``relax="subset"``), or ``k`` distinct hard picks (Gumbel-top-k) straight-through (``relax="st"``); evaluation takes the ``k`` best candidates without
   repeats, deterministically, with straight-through gradients (`cascade_select`).
 """
 
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 MODES = ("topk", "official")
-RELAXATIONS = ("soft", "st")
+RELAXATIONS = ("soft", "subset", "st")
 
 
 def segment_features(frame_feats: torch.Tensor, num_segments: int) -> torch.Tensor:
@@ -79,6 +79,8 @@ def gumbel_topk(
     logp = scores.log_softmax(dim=-1)
     if relax == "st":
         return _gumbel_topk_st(logp, k, tau)
+    if relax == "subset":
+        return _gumbel_subset_soft(logp, k, tau)
     return torch.stack([F.gumbel_softmax(logp, tau=tau, hard=False, dim=-1) for _ in range(k)], dim=-2)
 
 
@@ -92,6 +94,20 @@ def _gumbel_topk_st(logp: torch.Tensor, k: int, tau: float) -> torch.Tensor:
     hard = F.one_hot(perturbed.topk(k, dim=-1).indices, logp.shape[-1]).to(logp.dtype)
     soft = (perturbed / tau).softmax(dim=-1).unsqueeze(-2)
     return hard + (soft - soft.detach())
+
+
+def _gumbel_subset_soft(logp: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """k soft picks WITHOUT replacement (relaxed subset sampling, Xie & Ermon 2019): one Gumbel-perturbed draw, and
+    after each soft pick the picked mass is removed (log(1 - w)) before the next, so that, as at evaluation, the k
+    picks are distinct candidates once the selector is confident (with replacement they all become the best one).
+    """
+    keys = logp - torch.empty_like(logp).exponential_().log()  # + Gumbel(0, 1) noise
+    picks = []
+    for _ in range(k):
+        w = (keys / tau).softmax(dim=-1)
+        picks.append(w)
+        keys = keys + torch.log1p(-w.clamp(max=1.0 - 1e-6))
+    return torch.stack(picks, dim=-2)
 
 
 class Selection(NamedTuple):
