@@ -164,3 +164,30 @@ def test_tokenizer_reads_the_real_uncased_vocab(tmp_path):
 def test_tokenizer_folder_without_vocab(tmp_path):
     with pytest.raises(FileNotFoundError, match="vocab.txt"):
         load_tokenizer(tmp_path)
+
+
+def test_vit_keeps_the_fixed_sincos_table_and_decoder_sees_every_image_token():
+    """The position leads of issue 21: the sin-cos table survives model construction (no init overwrites it),
+    is added at forward time (a uniform image gives a different token per patch), and the decoder's LM score
+    depends on every image token (the cross-attention is not masked)."""
+    from visioncore.backbones import sincos_pos_embed_2d
+
+    torch.manual_seed(0)
+    model = BLIPPretrain(BLIPConfig(**TINY)).eval()
+    tm = model.visual_encoder.timm_model
+    table = sincos_pos_embed_2d(32, 4)
+    assert torch.equal(tm.pos_embed[0, 1:], table) and not tm.pos_embed.requires_grad
+    patches = tm.patch_embed(torch.zeros(1, 3, 32, 32))
+    patches = patches.reshape(1, 16, -1)
+    assert torch.allclose(patches[0, 0], patches[0, 5])  # a uniform image: identical patch embeddings ...
+    with torch.no_grad():
+        tokens = model.image_embeds(torch.zeros(1, 3, 32, 32))[0, 1:]
+    assert (tokens[0] - tokens[5]).abs().max() > 1e-3  # ... that differ after the position table
+    _, ids, mask = _batch(b=1)
+    with torch.no_grad():
+        embeds = model.image_embeds(torch.randn(1, 3, 32, 32))
+        base = model.lm_loss(ids, mask, embeds, reduction="none")
+        for j in range(embeds.shape[1]):
+            moved = embeds.clone()
+            moved[0, j] += 1.0
+            assert (model.lm_loss(ids, mask, moved, reduction="none") - base).abs().item() > 1e-6, j

@@ -117,3 +117,22 @@ def test_bad_variant_and_lengths():
         ptp_text("c", [], [], 9, 9, rng=random.Random(0), variant="other")
     with pytest.raises(ValueError, match="names"):
         ptp_text("c", [[0, 0, 1, 1]], [], 9, 9, rng=random.Random(0))
+
+
+def test_synthetic_tokenizer_covers_prompts_and_probe_texts(tmp_path):
+    """Issue 21's first lead: "block" and the digits never occur in captions, so they must be in the small vocab
+    that make-synthetic writes; the nine fill-in texts tokenise to nine rows that differ only in the digit."""
+    from ptp_vlp.data.synthetic import CLASSES, SyntheticSpec, caption_of, position_phrase, write_synthetic
+    from ptp_vlp.evaluate import grounding_texts
+    from ptp_vlp.tokenizer import load_tokenizer, tokenize
+
+    root = write_synthetic(tmp_path / "d", SyntheticSpec(n_train=2, n_test=9))
+    tok = load_tokenizer(root / "tokenizer")
+    texts = grounding_texts(caption_of(list(CLASSES[:3])), CLASSES[0])
+    texts += [caption_of([CLASSES[0]], {0: position_phrase(k)}) for k in range(9)]
+    ids, _ = tokenize(tok, texts, 30)
+    assert not (ids == tok.unk_token_id).any()
+    fill = ids[:9]
+    differs = (fill != fill[:1]).any(0)
+    assert int(differs.sum()) == 1  # only the digit position
+    assert len(set(fill[:, differs].flatten().tolist())) == 9
