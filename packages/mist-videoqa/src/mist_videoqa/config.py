@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mist_videoqa.models.config import MISTConfig
-from visioncore.config import ConfigError, load_config
+from visioncore.config import ConfigError, load_config, one_of
 
 __all__ = ["DATASETS", "DataConfig", "RunConfig", "TrainSection", "load_train_config"]
 
@@ -32,8 +32,7 @@ class DataConfig:
     feature_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"data.dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        one_of("data.dataset", self.dataset, DATASETS)
         if self.max_items < 0:
             raise ConfigError(f"data.max_items must be >= 0, got {self.max_items}")
         if not self.feature_scale > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mist_videoqa.models.selection import MODES, RELAXATIONS
-from visioncore.config import ConfigError
+from visioncore.config import ConfigError, one_of
 
 __all__ = ["ANSWER_POOLS", "PRESETS", "REGION_KEYS", "SELECTORS", "SELECTOR_INITS", "MISTConfig"]
 
@@ -87,28 +87,16 @@ class MISTConfig:
             )
         if self.d_model % self.n_heads or self.bert_hidden % self.bert_heads:
             raise ConfigError("model.d_model / bert_hidden must be divisible by n_heads / bert_heads")
-        if self.selection not in MODES:
-            raise ConfigError(f"model.selection must be one of {', '.join(MODES)}, got {self.selection!r}")
-        if self.relax not in RELAXATIONS:
-            raise ConfigError(f"model.relax must be one of {', '.join(RELAXATIONS)}, got {self.relax!r}")
+        one_of("model.selection", self.selection, MODES)
+        one_of("model.relax", self.relax, RELAXATIONS)
         if self.region_relax not in ("", *RELAXATIONS):
             raise ConfigError(
                 f"model.region_relax must be '' or one of {', '.join(RELAXATIONS)}, got {self.region_relax!r}"
             )
-        if self.answer_pool not in ANSWER_POOLS:
-            raise ConfigError(
-                f"model.answer_pool must be one of {', '.join(ANSWER_POOLS)}, got {self.answer_pool!r}"
-            )
-        if self.region_keys not in REGION_KEYS:
-            raise ConfigError(
-                f"model.region_keys must be one of {', '.join(REGION_KEYS)}, got {self.region_keys!r}"
-            )
-        if self.selector_init not in SELECTOR_INITS:
-            raise ConfigError(
-                f"model.selector_init must be one of {', '.join(SELECTOR_INITS)}, got {self.selector_init!r}"
-            )
-        if self.selector not in SELECTORS:
-            raise ConfigError(f"model.selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")
+        one_of("model.answer_pool", self.answer_pool, ANSWER_POOLS)
+        one_of("model.region_keys", self.region_keys, REGION_KEYS)
+        one_of("model.selector_init", self.selector_init, SELECTOR_INITS)
+        one_of("model.selector", self.selector, SELECTORS)
         if self.selector == "oracle" and self.topk < 1:
             raise ConfigError("model.selector oracle needs topk >= 1")
         if self.mc < 0 or self.mc == 1 or self.num_answers < 1:
