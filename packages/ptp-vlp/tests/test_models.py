@@ -140,6 +140,27 @@ def test_config_refuses_bad_values():
         BLIPConfig(**{**TINY, "image_size": 30})
     with pytest.raises(ValueError, match="outside the vocabulary"):
         BLIPConfig(**{**TINY, "enc_token_id": 40})
+    with pytest.raises(ValueError, match="pos_embed_temperature"):
+        BLIPConfig(**{**TINY, "pos_embed_temperature": 0.0})
+
+
+def test_pos_embed_temperature_sets_the_fixed_table_and_survives_save_load(tmp_path):
+    """``model.pos_embed_temperature`` (issue 21's calibration): the ViT's fixed sin-cos table is built with it (CLS
+    row zero, not trainable), the default 10000 is visioncore's MAE table, and save/load keeps it."""
+    from visioncore.backbones import sincos_pos_embed_2d
+
+    torch.manual_seed(0)
+    default = BLIPPretrain(BLIPConfig(**TINY)).visual_encoder.timm_model.pos_embed[0]
+    assert torch.equal(default[1:], sincos_pos_embed_2d(32, 4))
+    model = BLIPPretrain(BLIPConfig(**{**TINY, "pos_embed_temperature": 10.0}))
+    for vit in (model.visual_encoder, model.visual_encoder_m):
+        pos = vit.timm_model.pos_embed
+        assert torch.equal(pos[0], sincos_pos_embed_2d(32, 4, cls_token=True, temperature=10.0))
+        assert not pos.requires_grad and not torch.allclose(pos[0, 1:], default[1:])
+    model.save_pretrained(tmp_path / "m")
+    loaded = BLIPPretrain.from_pretrained(tmp_path / "m")
+    assert loaded.config.pos_embed_temperature == 10.0
+    assert torch.equal(loaded.visual_encoder.timm_model.pos_embed, model.visual_encoder.timm_model.pos_embed)
 
 
 def _real_vocab_folder(tmp_path: Path) -> Path:

@@ -165,6 +165,28 @@ def test_sincos_properties():
         sincos_pos_embed_2d(30, 4)
 
 
+def test_sincos_temperature():
+    # the default is MAE's 10000: passing it explicitly changes nothing
+    assert torch.equal(sincos_pos_embed_2d(64, 3), sincos_pos_embed_2d(64, 3, temperature=10000.0))
+    # the formula with another temperature (D/2 = 4 channels per axis: omega = [1, 1/sqrt(T)])
+    emb = sincos_pos_embed_2d(8, 2, temperature=4.0)
+    one_d = lambda p: [math.sin(p), math.sin(p / 2), math.cos(p), math.cos(p / 2)]  # noqa: E731
+    torch.testing.assert_close(emb, torch.tensor([one_d(c) + one_d(r) for r in range(2) for c in range(2)]))
+
+    def mean_cosine(table):  # mean cosine similarity between the codes of different patches
+        unit = table / table.norm(dim=1, keepdim=True)
+        sim = unit @ unit.T
+        return sim[~torch.eye(len(table), dtype=torch.bool)].mean().item()
+
+    # on a 3x3 grid MAE's codes are nearly collinear; a low temperature spreads them
+    assert mean_cosine(sincos_pos_embed_2d(64, 3)) > 0.9
+    assert mean_cosine(sincos_pos_embed_2d(64, 3, temperature=10.0)) < 0.85
+    assert mean_cosine(sincos_pos_embed_2d(64, 6, temperature=10.0)) < mean_cosine(sincos_pos_embed_2d(64, 6)) - 0.2
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="temperature"):
+            sincos_pos_embed_2d(64, 3, temperature=bad)
+
+
 # ---------------------------------------------------------------------------------------------------- ResNet
 
 

@@ -29,6 +29,7 @@ class ModelConfig:
     vision_depth: int = 0
     vision_heads: int = 0
     pos_embed: str = "learn"
+    pos_embed_temperature: float = 10000.0
     drop_path_rate: float = 0.0
     text_width: int = 768
     text_depth: int = 12
@@ -46,6 +47,8 @@ class ModelConfig:
             raise ConfigError(f"model.vit must be tiny, small, base or large, got {self.vit!r}")
         if self.pos_embed not in ("learn", "sincos"):
             raise ConfigError(f"model.pos_embed must be learn or sincos, got {self.pos_embed!r}")
+        if not self.pos_embed_temperature > 0:
+            raise ConfigError(f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}")
         for name in (
             "image_size",
             "patch_size",

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BlipTextConfig, BlipTextLMHeadModel, BlipTextModel
 
-from visioncore.backbones import ViT, vit_base, vit_large, vit_small, vit_tiny
+from visioncore.backbones import ViT, sincos_pos_embed_2d, vit_base, vit_large, vit_small, vit_tiny
 from visioncore.hub import PretrainedMixin
 
 __all__ = ["BLIPCaption", "BLIPConfig", "BLIPPretrain", "BLIPRetrieval"]
@@ -50,6 +50,7 @@ class BLIPConfig:
     vision_depth: int = 0
     vision_heads: int = 0
     pos_embed: str = "learn"
+    pos_embed_temperature: float = 10000.0
     drop_path_rate: float = 0.0
     vocab_size: int = 30524
     text_width: int = 768
@@ -73,6 +74,8 @@ class BLIPConfig:
             raise ValueError(f"model.vit must be one of {', '.join(_VITS)}, got {self.vit!r}")
         if self.pos_embed not in ("learn", "sincos"):
             raise ValueError(f"model.pos_embed must be 'learn' or 'sincos', got {self.pos_embed!r}")
+        if not self.pos_embed_temperature > 0:
+            raise ValueError(f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}")
         for name in ("image_size", "patch_size", "vocab_size", "text_width", "text_depth", "text_heads"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
@@ -111,13 +114,22 @@ def build_vit(cfg: BLIPConfig) -> ViT:
         )
         if v
     }
-    return _VITS[cfg.vit](
+    vit = _VITS[cfg.vit](
         patch_size=cfg.patch_size,
         img_size=cfg.image_size,
         pos_embed=cfg.pos_embed,
         drop_path_rate=cfg.drop_path_rate,
         **shape,
     )
+    if cfg.pos_embed == "sincos" and cfg.pos_embed_temperature != 10000.0:
+        # the fixed table with another temperature (CLS row stays zero); 10000 is MAE's, built by visioncore
+        tm = vit.timm_model
+        table = sincos_pos_embed_2d(
+            vit.embed_dim, vit.grid_size, cls_token=True, temperature=cfg.pos_embed_temperature
+        )
+        with torch.no_grad():
+            tm.pos_embed.copy_(table[None].to(tm.pos_embed.dtype))
+    return vit
 
 
 def text_config(cfg: BLIPConfig, vision_width: int) -> BlipTextConfig:
