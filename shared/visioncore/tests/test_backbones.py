@@ -181,7 +181,10 @@ def test_sincos_temperature():
     # on a 3x3 grid MAE's codes are nearly collinear; a low temperature spreads them
     assert mean_cosine(sincos_pos_embed_2d(64, 3)) > 0.9
     assert mean_cosine(sincos_pos_embed_2d(64, 3, temperature=10.0)) < 0.85
-    assert mean_cosine(sincos_pos_embed_2d(64, 6, temperature=10.0)) < mean_cosine(sincos_pos_embed_2d(64, 6)) - 0.2
+    assert (
+        mean_cosine(sincos_pos_embed_2d(64, 6, temperature=10.0))
+        < mean_cosine(sincos_pos_embed_2d(64, 6)) - 0.2
+    )
     for bad in (0.0, -1.0):
         with pytest.raises(ValueError, match="temperature"):
             sincos_pos_embed_2d(64, 3, temperature=bad)

@@ -48,7 +48,9 @@ class ModelConfig:
         if self.pos_embed not in ("learn", "sincos"):
             raise ConfigError(f"model.pos_embed must be learn or sincos, got {self.pos_embed!r}")
         if not self.pos_embed_temperature > 0:
-            raise ConfigError(f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}")
+            raise ConfigError(
+                f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}"
+            )
         for name in (
             "image_size",
             "patch_size",

@@ -75,7 +75,9 @@ class BLIPConfig:
         if self.pos_embed not in ("learn", "sincos"):
             raise ValueError(f"model.pos_embed must be 'learn' or 'sincos', got {self.pos_embed!r}")
         if not self.pos_embed_temperature > 0:
-            raise ValueError(f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}")
+            raise ValueError(
+                f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}"
+            )
         for name in ("image_size", "patch_size", "vocab_size", "text_width", "text_depth", "text_heads"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
