@@ -301,3 +301,16 @@ def test_region_keys_features_scores_the_crops_in_training_and_evaluation(fake_b
     assert MIST(dataclasses.replace(cfg, relax="subset", region_relax="subset")).mode == "topk-subset"
     with pytest.raises(ConfigError, match="selector_init"):
         dataclasses.replace(cfg, selector_init="identity")
+
+
+def test_region_encoder_elu_matches_torch_elu_in_value_and_gradient():
+    from mist_videoqa.models.mist import _ExpELU
+
+    x = torch.cat([torch.linspace(-30, 30, 2001), torch.tensor([0.0, -1e-8, 1e-8])]).double().requires_grad_()
+    ours = _ExpELU.apply(x)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), x)
+    ref = torch.nn.functional.elu(x)
+    (grad_ref,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad_ours[:-3], grad_ref[:-3], rtol=0, atol=1e-12)  # ELU' at 0 is a convention
+    assert torch.autograd.gradcheck(_ExpELU.apply, (torch.randn(40, dtype=torch.double, requires_grad=True),))

@@ -169,3 +169,34 @@ def test_progress_hidden_when_disabled_or_not_main(tmp_path):
     assert not progress(range(3), acc).disable  # main process, shown
     assert progress(range(3), acc, disable=True).disable
     assert progress(range(3)).disable is False
+
+
+def _threaded_matmul_worker(out: str) -> None:
+    acc = make_accelerator(Path(out) / "run", trackers=())
+    torch.set_num_threads(2)
+    value = (torch.ones(256, 256) @ torch.ones(256, 256)).sum().item()
+    (Path(out) / f"rank{acc.process_index}.txt").write_text(str(value))
+
+
+@pytest.mark.timeout(300)  # a fork of this (OpenMP-using) process would hang here instead
+def test_two_processes_start_after_multithreaded_work_in_the_caller(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(3):  # OpenMP parallel regions in the calling process
+            (torch.randn(512, 512) @ torch.randn(512, 512)).sum()
+        run_distributed(_threaded_matmul_worker, str(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == [str(256.0**3)] * 2
+
+
+def _failing_worker() -> None:
+    raise ValueError("rank failure on purpose")
+
+
+def test_a_failing_worker_raises_with_its_error():
+    with pytest.raises(RuntimeError, match="rank failure on purpose"):
+        run_distributed(_failing_worker)
+    with pytest.raises(ValueError, match="module-level"):
+        run_distributed(lambda: None)

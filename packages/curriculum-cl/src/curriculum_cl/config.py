@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from curriculum_cl.curricula import SETTINGS
 from curriculum_cl.data.datasets import DATASETS
 from curriculum_cl.engine import LearnerSettings
-from visioncore.config import ConfigError, in_range, load_config, positive
+from visioncore.config import ConfigError, in_range, load_config, one_of, positive
+from visioncore.devices import MIXED_PRECISION
 
 # Datasets that come with the package (no files): a --root for them would be silently ignored, so it is refused.
 BUNDLED = ("digits", "structured")
@@ -100,8 +101,7 @@ class DesignerConfig:
 
     def __post_init__(self) -> None:
         positive("designer.samples_per_class", self.samples_per_class)
-        if self.metric not in ("cosine", "euclidean"):
-            raise ConfigError(f"designer.metric must be cosine or euclidean, got {self.metric!r}")
+        one_of("designer.metric", self.metric, ("cosine", "euclidean"))
 
 
 @dataclass
@@ -156,8 +156,7 @@ class TrainConfig:
         positive("train.save_every", self.save_every, allow_zero=True)
         positive("train.keep_last", self.keep_last)
         positive("train.log_every", self.log_every)
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        one_of("train.mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
 
 @dataclass

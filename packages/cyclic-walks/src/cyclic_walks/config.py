@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cyclic_walks.models.backbone import BackboneConfig
-from visioncore.config import ConfigError, in_range, load_config, positive
+from visioncore.config import in_range, load_config, one_of, positive
+from visioncore.devices import MIXED_PRECISION
 
 DATASETS = ("voc", "coco", "movi", "birds", "dogs", "cars", "flowers")
 TASKS = ("od", "fe", "ss")
@@ -48,8 +49,7 @@ class DataConfig:
     num_workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"data.dataset: unknown dataset {self.dataset!r}; expected one of {DATASETS}")
+        one_of("data.dataset", self.dataset, DATASETS)
         for name in ("image_size", "eval_crop", "eval_size", "frames_per_clip"):
             positive(f"data.{name}", getattr(self, name))
         positive("data.num_workers", self.num_workers, allow_zero=True)
@@ -77,8 +77,7 @@ class TrainConfig:
             positive(f"train.{name}", getattr(self, name))
         positive("train.grad_clip_inf", self.grad_clip_inf, allow_zero=True)
         positive("train.save_every", self.save_every, allow_zero=True)
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        one_of("train.mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
 
 @dataclass
@@ -91,10 +90,8 @@ class EvalConfig:
     max_images: int = 0  # 0: the whole split
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"eval.task: unknown task {self.task!r}; expected one of {TASKS}")
-        if self.protocol not in ("official", "clean"):
-            raise ConfigError(f"eval.protocol: expected 'official' or 'clean', got {self.protocol!r}")
+        one_of("eval.task", self.task, TASKS)
+        one_of("eval.protocol", self.protocol, ("official", "clean"))
         positive("eval.batch_size", self.batch_size)
         positive("eval.num_classes", self.num_classes)
         positive("eval.max_images", self.max_images, allow_zero=True)

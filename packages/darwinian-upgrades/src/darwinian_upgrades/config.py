@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from visioncore.config import ConfigError, in_range, load_config, one_of, positive_fields
+from visioncore.devices import MIXED_PRECISION
 
 PACKAGE = "darwinian_upgrades"
 
@@ -82,7 +83,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         one_of("train.optimizer", self.optimizer, ("adam", "sgd"))
         one_of("train.schedule", self.schedule, ("constant", "cosine"))
-        one_of("train.mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
+        one_of("train.mixed_precision", self.mixed_precision, MIXED_PRECISION)
         positive_fields("train", self, "steps", "old_steps", "batch_size", "lr", "log_every", "keep_last")
         in_range("train.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         if self.warmup_steps < 0 or self.save_every < 0 or self.weight_decay < 0:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, in_range, load_config, positive
+from visioncore.config import ConfigError, in_range, load_config, one_of, positive
+from visioncore.devices import MIXED_PRECISION
 
 FFPP_FAKES = ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"]
 BRANCHES = ("both", "encoder", "decoder")
@@ -18,8 +19,7 @@ def _check_schedule(cfg, stage: str) -> None:
     positive(f"{stage}.weight_decay", cfg.weight_decay, allow_zero=True)
     positive(f"{stage}.warmup_steps", cfg.warmup_steps, allow_zero=True)
     positive(f"{stage}.save_every", cfg.save_every, allow_zero=True)
-    if cfg.mixed_precision not in ("no", "fp16", "bf16"):
-        raise ConfigError(f"{stage}.mixed_precision must be no, fp16 or bf16, got {cfg.mixed_precision!r}")
+    one_of(f"{stage}.mixed_precision", cfg.mixed_precision, MIXED_PRECISION)
 
 
 @dataclass
@@ -60,10 +60,8 @@ class MaskingConfig:
     eval_mask_ratio: float = 0.0  # top-up ratio when masking one part at test time / in network 2
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("parts", "random"):
-            raise ConfigError(f"masking.strategy must be 'parts' or 'random', got {self.strategy!r}")
-        if self.part_scheme not in ("parts", "thirds"):
-            raise ConfigError(f"masking.part_scheme must be 'parts' or 'thirds', got {self.part_scheme!r}")
+        one_of("masking.strategy", self.strategy, ("parts", "random"))
+        one_of("masking.part_scheme", self.part_scheme, ("parts", "thirds"))
         in_range("masking.mask_ratio", self.mask_ratio, 0.0, 1.0)
         in_range("masking.eval_mask_ratio", self.eval_mask_ratio, 0.0, 1.0)
         if not self.parts_per_sample or any(not 1 <= k <= 3 for k in self.parts_per_sample):
@@ -128,10 +126,7 @@ class DetectorConfig:
         choices = {"pool": ("cls", "mean"), "temporal": ("mean", "transformer"), "branches": BRANCHES}
         choices["margin_loss"] = ("part", "mean")
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"detector.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
+            one_of(f"detector.{name}", getattr(self, name), allowed)
         positive("detector.temporal_depth", self.temporal_depth)
         in_range("detector.drop_path", self.drop_path, 0.0, 1.0)
         positive("detector.head_hidden", self.head_hidden, allow_zero=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, in_range, load_config, positive_fields
+from visioncore.config import ConfigError, in_range, load_config, one_of, positive_fields
+from visioncore.devices import MIXED_PRECISION
 
 
 def _check(ok: bool, message: str) -> None:
@@ -140,9 +141,7 @@ class OptimConfig:
             "train.warmup_steps and weight_decay must be >= 0",
         )
         in_range("train.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
-        _check(
-            self.mixed_precision in ("no", "fp16", "bf16"), "train.mixed_precision must be no, fp16 or bf16"
-        )
+        one_of("train.mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
 
 @dataclass

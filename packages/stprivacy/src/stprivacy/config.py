@@ -6,38 +6,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError
+from visioncore.config import ConfigError, in_range, one_of, positive_fields
 
 from .losses import PRIVACY_LOSS_MODES
 
 __all__ = ["Config", "DataConfig", "EvalConfig", "ModelConfig", "RecognizerConfig", "TrainConfig"]
 
 _FAMILIES = ("vit", "cnn3d", "cnn2d", "mlp", "bag")
-
-
-_SECTIONS = {
-    "ModelConfig": "model",
-    "RecognizerConfig": "action/privacy",
-    "DataConfig": "data",
-    "TrainConfig": "train",
-    "EvalConfig": "eval",
-}
-
-
-def _positive(owner: object, *names: str) -> None:
-    for name in names:
-        if getattr(owner, name) <= 0:
-            raise ConfigError(
-                f"{_SECTIONS[type(owner).__name__]}.{name} must be > 0, got {getattr(owner, name)}"
-            )
-
-
-def _non_negative(owner: object, *names: str) -> None:
-    for name in names:
-        if getattr(owner, name) < 0:
-            raise ConfigError(
-                f"{_SECTIONS[type(owner).__name__]}.{name} must be >= 0, got {getattr(owner, name)}"
-            )
 
 
 @dataclass
@@ -58,7 +33,9 @@ class ModelConfig:
     inflation: str = "average"  # average | central
 
     def __post_init__(self) -> None:
-        _positive(self, "img_size", "num_frames", "embed_dim", "depth", "num_heads", "mlp_ratio")
+        positive_fields(
+            "model", self, "img_size", "num_frames", "embed_dim", "depth", "num_heads", "mlp_ratio"
+        )
         if not 0.0 < self.keep_ratio <= 1.0:
             raise ConfigError(f"model.keep_ratio must be in (0, 1], got {self.keep_ratio}")
         if self.embed_dim % 12:
@@ -67,8 +44,7 @@ class ModelConfig:
             raise ConfigError(
                 f"model.embed_dim {self.embed_dim} is not divisible by model.num_heads {self.num_heads}"
             )
-        if self.inflation not in ("average", "central"):
-            raise ConfigError(f"model.inflation must be 'average' or 'central', got {self.inflation!r}")
+        one_of("model.inflation", self.inflation, ("average", "central"))
 
     def kwargs(self) -> dict:
         """Arguments of ``STPrivacy``."""
@@ -86,9 +62,8 @@ class RecognizerConfig:
     num_heads: int = 6
 
     def __post_init__(self) -> None:
-        if self.family not in _FAMILIES:
-            raise ConfigError(f"recognizer family must be one of {', '.join(_FAMILIES)}, got {self.family!r}")
-        _positive(self, "embed_dim", "depth", "num_heads")
+        one_of("action/privacy.family", self.family, _FAMILIES)
+        positive_fields("action/privacy", self, "embed_dim", "depth", "num_heads")
 
     def vit(self) -> dict:
         return {"embed_dim": self.embed_dim, "depth": self.depth, "num_heads": self.num_heads}
@@ -114,11 +89,9 @@ class DataConfig:
     in_memory: bool = False  # decode every clip once (small data sets)
 
     def __post_init__(self) -> None:
-        if self.dataset not in ("hmdb51", "ucf101"):
-            raise ConfigError(f"data.dataset must be hmdb51 or ucf101, got {self.dataset!r}")
-        if self.split not in (1, 2, 3):
-            raise ConfigError(f"data.split must be 1, 2 or 3, got {self.split}")
-        _positive(self, "num_frames", "stride", "size")
+        one_of("data.dataset", self.dataset, ("hmdb51", "ucf101"))
+        one_of("data.split", self.split, (1, 2, 3))
+        positive_fields("data", self, "num_frames", "stride", "size")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ConfigError("data.mean and data.std need 3 values, std > 0")
 
@@ -154,8 +127,11 @@ class TrainConfig:
     keep_last: int = 2
 
     def __post_init__(self) -> None:
-        _positive(self, "batch_size", "lr", "recognizer_lr", "tau", "log_every", "save_every", "keep_last")
-        _non_negative(
+        positive_fields(
+            "train", self, "batch_size", "lr", "recognizer_lr", "tau", "log_every", "save_every", "keep_last"
+        )
+        positive_fields(
+            "train",
             self,
             "init_steps",
             "privacy_steps",
@@ -169,13 +145,10 @@ class TrainConfig:
             "lambda_action",
             "lambda_privacy",
             "restart_every",
+            allow_zero=True,
         )
-        if not 0.0 <= self.backbone_lr_ratio <= 1.0:
-            raise ConfigError(f"train.backbone_lr_ratio must be in [0, 1], got {self.backbone_lr_ratio}")
-        if self.privacy_loss not in PRIVACY_LOSS_MODES:
-            raise ConfigError(
-                f"train.privacy_loss must be one of {', '.join(PRIVACY_LOSS_MODES)}, got {self.privacy_loss!r}"
-            )
+        in_range("train.backbone_lr_ratio", self.backbone_lr_ratio, 0.0, 1.0)
+        one_of("train.privacy_loss", self.privacy_loss, PRIVACY_LOSS_MODES)
         if not self.adversaries or any(f not in _FAMILIES for f in self.adversaries):
             raise ConfigError(f"train.adversaries must be a non-empty list of {', '.join(_FAMILIES)}")
 
@@ -198,9 +171,8 @@ class EvalConfig:
             or any(f not in _FAMILIES for f in self.attackers)
         ):
             raise ConfigError(f"eval.action / eval.attackers must be families of {', '.join(_FAMILIES)}")
-        _positive(self, "steps", "lr", "batch_size")
-        if not 0.0 <= self.keep_ratio <= 1.0:
-            raise ConfigError(f"eval.keep_ratio must be in [0, 1], got {self.keep_ratio}")
+        positive_fields("eval", self, "steps", "lr", "batch_size")
+        in_range("eval.keep_ratio", self.keep_ratio, 0.0, 1.0)
 
 
 @dataclass

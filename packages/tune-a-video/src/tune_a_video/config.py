@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, in_range, load_config, positive
+from visioncore.config import in_range, load_config, one_of, positive
+from visioncore.devices import MIXED_PRECISION
 
 PACKAGE = "tune_a_video"
 
@@ -95,8 +96,7 @@ class TrainConfig:
         positive("adam_weight_decay", self.adam_weight_decay, allow_zero=True)
         in_range("adam_beta1", self.adam_beta1, 0.0, 1.0)
         in_range("adam_beta2", self.adam_beta2, 0.0, 1.0)
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ConfigError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
 
 def load_train_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch stays out of the CLI's import time
     import torch
 
-__all__ = ["DTYPES", "add_device_args", "resolve_device", "resolve_dtype"]
+__all__ = ["DTYPES", "MIXED_PRECISION", "add_device_args", "resolve_device", "resolve_dtype"]
 
 DTYPES = ("fp32", "fp16", "bf16")
+# accelerate's ``mixed_precision`` values a training config may name (fp8 needs hardware we do not test on)
+MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
 def add_device_args(parser: argparse.ArgumentParser, *, dtypes: tuple[str, ...] = DTYPES) -> None:

@@ -18,10 +18,15 @@ complete; ``trainer_state.json`` (the step and any extra state) is the last file
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import pickle
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from accelerate import Accelerator, debug_launcher
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.tracking import GeneralTracker, on_main_process
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
@@ -372,6 +377,33 @@ def _fresh_state_call(fn: Any, args: tuple) -> None:
 def run_distributed(fn: Any, *args: Any, num_processes: int = 2) -> None:
     """Run ``fn(*args)`` in ``num_processes`` CPU processes joined by gloo (as ``accelerate launch --multi_gpu``).
 
-    For tests of the training loops: ``accelerate launch --cpu --num_processes 2`` silently runs one process.
+    For tests of the training loops: ``accelerate launch --cpu --num_processes 2`` silently runs one process. The
+    workers are forked by a fresh helper interpreter (``visioncore._launch``), never by this process: after any
+    multi-threaded torch op, GNU OpenMP hangs in forked children. ``fn`` must be a module-level function; ``args``
+    must pickle. A failure in a worker raises ``RuntimeError`` with the helper's stderr.
     """
-    debug_launcher(_fresh_state_call, args=(fn, args), num_processes=num_processes)
+    if "<" in fn.__qualname__:
+        raise ValueError(f"run_distributed needs a module-level function, got {fn.__qualname__}")
+    header = {
+        "file": inspect.getfile(fn),
+        "module": fn.__module__,
+        "qualname": fn.__qualname__,
+        "num_processes": num_processes,
+        "sys_path": sys.path,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp) / "job.pkl"
+        job.write_bytes(pickle.dumps((header, pickle.dumps(args))))
+        done = subprocess.run(
+            [sys.executable, "-m", "visioncore._launch", str(job)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    if done.returncode:
+        tail = "\n".join(done.stderr.splitlines()[-40:])
+        raise RuntimeError(
+            f"run_distributed({fn.__qualname__}): a worker failed (exit {done.returncode}):\n{tail}"
+        )

@@ -45,6 +45,25 @@ def box_grid(num_regions: int, size: int = 896) -> torch.Tensor:
     return torch.tensor(boxes, dtype=torch.float32)
 
 
+class _ExpELU(torch.autograd.Function):
+    """ELU(x) = exp(min(x, 0)) - 1 + max(x, 0), with gradient exp(min(x, 0)).
+
+    Same function as ``F.elu`` (alpha 1) to float rounding, 4x cheaper on CPU: PyTorch's CPU ``expm1`` (which
+    ``F.elu`` uses) is not vectorised, ``exp`` is, and the region encoder applies ELU to every region of the batch.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(x.clamp(max=0))
+        ctx.save_for_backward(e)
+        return (e - 1).add_(x.clamp(min=0))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (e,) = ctx.saved_tensors
+        return grad * e
+
+
 class EncoderVid(nn.Module):
     """Region encoder: box -> 1x1 conv, BN, ReLU (x2), concatenated with the crop feature, Linear + ELU."""
 
@@ -72,7 +91,7 @@ class EncoderVid(nn.Module):
         # Linear([feature, box]) = W_f feature + (W_b box + b): the box half once per region, not per frame.
         linear = self.tohid[0]
         box_term = F.linear(box, linear.weight[:, d:], linear.bias)  # [R, d_model]
-        return self.tohid[1](F.linear(regions, linear.weight[:, :d]) + box_term)
+        return _ExpELU.apply(F.linear(regions, linear.weight[:, :d]) + box_term)  # tohid[1] is this ELU
 
 
 class Attention(nn.Module):
@@ -462,7 +481,7 @@ class MIST(nn.Module, PretrainedMixin):
                 f"video features of shape {tuple(video.shape)} do not fit the model "
                 f"(expected [B, {cfg.num_frames}, {cfg.num_regions + 1}, {cfg.feature_dim}])"
             )
-        frames, crops = video[:, :, 0], video[:, :, 1:]
+        frames, crops = video[:, :, 0], video[:, :, 1:].contiguous()  # one copy, not one per use
         if cfg.frame_as_region:
             crops = torch.cat([crops, frames.unsqueeze(2)], dim=2)
         pool = self.encode_vid(crops)  # fixed across layers (Sec. 3.3: regions are re-selected from the pool)
