@@ -215,6 +215,7 @@ def _vit(
     img_size: int | tuple[int, int],
     weights: str | os.PathLike | None,
     pos_embed: str,
+    sincos_temperature: float,
     timm_kwargs: dict[str, Any],
 ) -> ViT:
     if pos_embed not in ("learn", "sincos", "none"):
@@ -229,7 +230,7 @@ def _vit(
     if pos_embed == "sincos":
         n_prefix = 0 if tm.no_embed_class else tm.num_prefix_tokens
         grid = tuple(tm.patch_embed.grid_size)
-        table = sincos_pos_embed_2d(tm.embed_dim, grid)
+        table = sincos_pos_embed_2d(tm.embed_dim, grid, temperature=sincos_temperature)
         table = torch.cat([torch.zeros(n_prefix, tm.embed_dim), table], dim=0)
         with torch.no_grad():
             tm.pos_embed.copy_(table[None].to(tm.pos_embed.dtype))
@@ -246,10 +247,12 @@ def vit_tiny(
     weights: str | os.PathLike | None = None,
     *,
     pos_embed: str = "learn",
+    sincos_temperature: float = 10000.0,
     **timm_kwargs: Any,
 ) -> ViT:
-    """ViT-Ti (D=192, 12 blocks, 3 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed) or ``"none"``."""
-    return _vit("tiny", patch_size, img_size, weights, pos_embed, timm_kwargs)
+    """ViT-Ti (D=192, 12 blocks, 3 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed, at
+    ``sincos_temperature``) or ``"none"``."""
+    return _vit("tiny", patch_size, img_size, weights, pos_embed, sincos_temperature, timm_kwargs)
 
 
 def vit_small(
@@ -258,10 +261,12 @@ def vit_small(
     weights: str | os.PathLike | None = None,
     *,
     pos_embed: str = "learn",
+    sincos_temperature: float = 10000.0,
     **timm_kwargs: Any,
 ) -> ViT:
-    """ViT-S (D=384, 12 blocks, 6 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed) or ``"none"``."""
-    return _vit("small", patch_size, img_size, weights, pos_embed, timm_kwargs)
+    """ViT-S (D=384, 12 blocks, 6 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed, at
+    ``sincos_temperature``) or ``"none"``."""
+    return _vit("small", patch_size, img_size, weights, pos_embed, sincos_temperature, timm_kwargs)
 
 
 def vit_base(
@@ -270,10 +275,12 @@ def vit_base(
     weights: str | os.PathLike | None = None,
     *,
     pos_embed: str = "learn",
+    sincos_temperature: float = 10000.0,
     **timm_kwargs: Any,
 ) -> ViT:
-    """ViT-B (D=768, 12 blocks, 12 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed) or ``"none"``."""
-    return _vit("base", patch_size, img_size, weights, pos_embed, timm_kwargs)
+    """ViT-B (D=768, 12 blocks, 12 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed, at
+    ``sincos_temperature``) or ``"none"``."""
+    return _vit("base", patch_size, img_size, weights, pos_embed, sincos_temperature, timm_kwargs)
 
 
 def vit_large(
@@ -282,10 +289,12 @@ def vit_large(
     weights: str | os.PathLike | None = None,
     *,
     pos_embed: str = "learn",
+    sincos_temperature: float = 10000.0,
     **timm_kwargs: Any,
 ) -> ViT:
-    """ViT-L (D=1024, 24 blocks, 16 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed) or ``"none"``."""
-    return _vit("large", patch_size, img_size, weights, pos_embed, timm_kwargs)
+    """ViT-L (D=1024, 24 blocks, 16 heads); ``pos_embed`` is ``"learn"``, ``"sincos"`` (fixed, at
+    ``sincos_temperature``) or ``"none"``."""
+    return _vit("large", patch_size, img_size, weights, pos_embed, sincos_temperature, timm_kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------- ResNet

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BlipTextConfig, BlipTextLMHeadModel, BlipTextModel
 
-from visioncore.backbones import ViT, sincos_pos_embed_2d, vit_base, vit_large, vit_small, vit_tiny
+from visioncore.backbones import ViT, vit_base, vit_large, vit_small, vit_tiny
 from visioncore.hub import PretrainedMixin
 
 __all__ = ["BLIPCaption", "BLIPConfig", "BLIPPretrain", "BLIPRetrieval"]
@@ -116,22 +116,14 @@ def build_vit(cfg: BLIPConfig) -> ViT:
         )
         if v
     }
-    vit = _VITS[cfg.vit](
+    return _VITS[cfg.vit](
         patch_size=cfg.patch_size,
         img_size=cfg.image_size,
         pos_embed=cfg.pos_embed,
+        sincos_temperature=cfg.pos_embed_temperature,
         drop_path_rate=cfg.drop_path_rate,
         **shape,
     )
-    if cfg.pos_embed == "sincos" and cfg.pos_embed_temperature != 10000.0:
-        # the fixed table with another temperature (CLS row stays zero); 10000 is MAE's, built by visioncore
-        tm = vit.timm_model
-        table = sincos_pos_embed_2d(
-            vit.embed_dim, vit.grid_size, cls_token=True, temperature=cfg.pos_embed_temperature
-        )
-        with torch.no_grad():
-            tm.pos_embed.copy_(table[None].to(tm.pos_embed.dtype))
-    return vit
 
 
 def text_config(cfg: BLIPConfig, vision_width: int) -> BlipTextConfig:
