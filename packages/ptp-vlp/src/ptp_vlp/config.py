@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visioncore.config import ConfigError, in_range, positive
+from visioncore.config import ConfigError, in_range, one_of, positive
+from visioncore.devices import MIXED_PRECISION
 
 __all__ = [
     "Config",
@@ -43,14 +44,9 @@ class ModelConfig:
     temp: float = 0.07
 
     def __post_init__(self) -> None:
-        if self.vit not in ("tiny", "small", "base", "large"):
-            raise ConfigError(f"model.vit must be tiny, small, base or large, got {self.vit!r}")
-        if self.pos_embed not in ("learn", "sincos"):
-            raise ConfigError(f"model.pos_embed must be learn or sincos, got {self.pos_embed!r}")
-        if not self.pos_embed_temperature > 0:
-            raise ConfigError(
-                f"model.pos_embed_temperature must be positive, got {self.pos_embed_temperature}"
-            )
+        one_of("model.vit", self.vit, ("tiny", "small", "base", "large"))
+        one_of("model.pos_embed", self.pos_embed, ("learn", "sincos"))
+        positive("model.pos_embed_temperature", self.pos_embed_temperature)
         for name in (
             "image_size",
             "patch_size",
@@ -84,8 +80,7 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.augment not in ("none", "blip"):
-            raise ConfigError(f"data.augment must be none or blip, got {self.augment!r}")
+        one_of("data.augment", self.augment, ("none", "blip"))
         positive("data.max_words", self.max_words)
         positive("data.max_tokens", self.max_tokens)
         in_range("data.crop_min_scale", self.crop_min_scale, 0.0, 1.0)
@@ -102,8 +97,7 @@ class PTPConfig:
     shuffle_blocks: bool = False
 
     def __post_init__(self) -> None:
-        if self.variant not in ("tsv", "refined"):
-            raise ConfigError(f"ptp.variant must be tsv or refined, got {self.variant!r}")
+        one_of("ptp.variant", self.variant, ("tsv", "refined"))
         positive("ptp.grid", self.grid)
 
 
@@ -141,10 +135,8 @@ class TrainConfig:
         positive("train.alpha_ramp_epochs", self.alpha_ramp_epochs, allow_zero=True)
         in_range("train.alpha", self.alpha, 0.0, 1.0)
         in_range("train.decay", self.decay, 0.0, 1.0)
-        if self.schedule not in ("step", "cosine"):
-            raise ConfigError(f"train.schedule must be step or cosine, got {self.schedule!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        one_of("train.schedule", self.schedule, ("step", "cosine"))
+        one_of("train.mixed_precision", self.mixed_precision, MIXED_PRECISION)
 
 
 @dataclass

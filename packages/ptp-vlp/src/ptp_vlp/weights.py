@@ -12,39 +12,15 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from visioncore.backbones import load_weights
-from visioncore.hub import CheckpointError, LoadReport, _load_checked
+from visioncore.hub import CheckpointError, LoadReport, _load_checked, read_state_dict
 
-__all__ = ["blip_key", "init_from_pretrained", "load_blip_checkpoint", "read_state_dict"]
+__all__ = ["blip_key", "init_from_pretrained", "load_blip_checkpoint"]
 
 _log = logging.getLogger(__name__)
 _VIT_PREFIXES = ("visual_encoder.", "visual_encoder_m.")
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` / ``.pth`` / ``.bin`` file, unwrapped from ``{"model": ...}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = (
-            load_file(path)
-            if path.suffix == ".safetensors"
-            else torch.load(path, map_location="cpu", weights_only=True)
-        )
-    except Exception as err:  # zip, pickle and safetensors errors all mean the file cannot be used
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint (weights_only=True): {str(err).splitlines()[0]}"
-        ) from None
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: expected a state dict of tensors (or {{'model': ...}})")
-    return obj
 
 
 def blip_key(key: str) -> str | None:
