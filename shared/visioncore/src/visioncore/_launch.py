@@ -53,9 +53,8 @@ def _module_from_file(name: str, file: Path) -> types.ModuleType:
 
 
 def main(job: str) -> None:
-    header, payload = pickle.loads(
-        Path(job).read_bytes()
-    )  # written by run_distributed in the parent, not user data
+    # the job file is written by run_distributed in the parent process, never user data
+    header, payload = pickle.loads(Path(job).read_bytes())
     sys.path[:0] = [p for p in header["sys_path"] if p not in sys.path]
     fn = load_function(header["file"], header["module"], header["qualname"])
     args = pickle.loads(payload)  # after the module: the arguments may be instances of its classes
