@@ -41,6 +41,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
+from visioncore.devices import retain_freed_host_memory
 from visioncore.errors import NonFiniteLossError
 
 __all__ = [
@@ -157,6 +158,8 @@ def make_accelerator(
         step_scheduler_with_optimizer=False,
         cpu=cpu,
     )
+    if accelerator.device.type == "cpu":  # CPU steps otherwise page-fault every activation in anew
+        retain_freed_host_memory()
     if log_with:
         accelerator.init_trackers(project_name, config=_flatten(dict(config or {})))
     return accelerator

@@ -54,7 +54,7 @@ class _ExpELU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        e = torch.exp(x.clamp(max=0))
+        e = x.clamp(max=0).exp_()  # in place: one region-sized temporary fewer
         ctx.save_for_backward(e)
         return (e - 1).add_(x.clamp(min=0))
 
@@ -91,7 +91,7 @@ class EncoderVid(nn.Module):
         # Linear([feature, box]) = W_f feature + (W_b box + b): the box half once per region, not per frame.
         linear = self.tohid[0]
         box_term = F.linear(box, linear.weight[:, d:], linear.bias)  # [R, d_model]
-        return _ExpELU.apply(F.linear(regions, linear.weight[:, :d]) + box_term)  # tohid[1] is this ELU
+        return _ExpELU.apply(F.linear(regions, linear.weight[:, :d]).add_(box_term))  # tohid[1] is this ELU
 
 
 class Attention(nn.Module):
